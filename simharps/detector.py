@@ -1,0 +1,123 @@
+"""Detector: expected photo-electrons per extracted pixel -> noisy extracted counts and an honest error.
+
+Model (per extracted pixel, i.e. one detector column summed over the extraction window across the order)::
+
+    mean_e     = S + D                      S: photo-electrons, D = dark_e_per_px_s * exptime_s * n_window
+    variance_e = S + D + n_window * RON**2  Poisson photon + dark noise, read noise of n_window CCD pixels
+    counts_adu = (Poisson(mean_e) + Normal(0, sqrt(n_window) * RON) - D + R) / gain
+
+``R`` are cosmic-ray residuals (below). The pipeline subtracts the mean dark, so ``counts_adu`` has expectation
+``S / gain`` and ``error_adu = sqrt(variance_e) / gain``: (counts - expectation) / error has unit variance, which is
+what the ERR column must promise. Expectation and variance are computed apart from the random draw (as DESI's
+specsim does), so analyses can use the noiseless product.
+
+Numbers and sources
+-------------------
+* gain 1.42 e-/ADU and read noise 5.45 e- per CCD pixel: HARPS e2ds headers (`ESO DRS CCD CONAD`; each real file
+  carries its own value, 4.9-5.5 e-); pass the header's value when reproducing a real exposure.
+* ``n_window`` = 17 CCD pixels across the order (box extraction; DESIGN "Detector"). Optimal (Horne) extraction
+  weights the window and lowers the effective read noise: this is a conservative upper bound on it.
+* Saturation: the 16-bit converter clips at 65,535 ADU per CCD pixel. The brightest CCD pixel of an extracted
+  pixel holds ``peak_fraction`` of its electrons (a Gaussian cross-order profile of FWHM ~5 px: the DRS
+  `ESO DRS CAL LOC FWHM*` polynomials give 4.4-6.3 px, so peak_fraction ~ 0.19). Saturated pixels are returned
+  in a mask; their counts are clipped at the level where the peak pixel saturates.
+* Cosmic rays: the DRS rejects hits above a k-sigma threshold and counts them in `ESO DRS SPE NBCOS*`. On the three
+  real HARPS headers the counts summed over the 72 orders follow ~950 + 1.4 * exptime_s (219 s: 1249, 302 s: 1318,
+  900 s: 2188), i.e. ~1.4 hits/s on the 72 x 4096 extracted pixels (the constant part are outliers unrelated to
+  exposure time). What reaches the 1D product are the hits the rejection missed: their number is a fraction
+  ``cosmic_residual_fraction`` (an assumption, default 0.05) of the hits, and each adds a deposit uniform between
+  0 and ``cosmic_threshold_sigma`` (default 4) times that pixel's noise, i.e. just below the rejection threshold.
+  This is a model of residuals of the removal, not of raw hits.
+* Dark current: ``dark_e_per_px_s`` defaults to 0 (HARPS' dark is small against the read noise over a 17-px
+  window for exposures up to an hour; set it where that matters).
+
+Example
+-------
+>>> from simharps.detector import Detector
+>>> detector = Detector()
+>>> mean_adu, error_adu = detector.expectation(electrons, exptime_s=900.0)
+>>> counts_adu, error_adu, saturated = detector.draw(electrons, exptime_s=900.0, rng=np.random.default_rng(1))
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from simharps.errors import ParameterError
+
+ADC_MAX_ADU = 65535.0
+COSMIC_RATE_PER_S = 1.4
+"""Cosmic-ray hits per second over all 72 x 4096 extracted pixels (slope of the NBCOS counts of the real headers)."""
+EXTRACTED_PIXELS = 72 * 4096
+
+
+@dataclass(frozen=True)
+class Detector:
+    """HARPS CCD as seen through extraction; all quantities per extracted pixel unless said otherwise."""
+
+    gain_e_per_adu: float = 1.42
+    read_noise_e: float = 5.45
+    n_window: int = 17
+    dark_e_per_px_s: float = 0.0
+    peak_fraction: float = 0.19
+    cosmic_rate_per_s: float = COSMIC_RATE_PER_S
+    cosmic_residual_fraction: float = 0.05
+    cosmic_threshold_sigma: float = 4.0
+
+    def __post_init__(self):
+        positive = {"gain_e_per_adu": self.gain_e_per_adu, "n_window": self.n_window}
+        for name, value in positive.items():
+            if not value > 0:
+                raise ParameterError(f"{name} must be > 0, got {value}")
+        non_negative = {
+            "read_noise_e": self.read_noise_e,
+            "dark_e_per_px_s": self.dark_e_per_px_s,
+            "cosmic_rate_per_s": self.cosmic_rate_per_s,
+            "cosmic_threshold_sigma": self.cosmic_threshold_sigma,
+        }
+        for name, value in non_negative.items():
+            if not value >= 0:
+                raise ParameterError(f"{name} must be >= 0, got {value}")
+        for name in ("peak_fraction", "cosmic_residual_fraction"):
+            value = getattr(self, name)
+            if not 0 <= value <= 1:
+                raise ParameterError(f"{name} must be in [0, 1], got {value}")
+
+    @property
+    def saturation_e(self):
+        """Photo-electrons of an extracted pixel whose brightest CCD pixel reaches the converter's ceiling."""
+        return ADC_MAX_ADU * self.gain_e_per_adu / max(self.peak_fraction, 1e-12)
+
+    def variance_e(self, electrons, exptime_s):
+        """Variance (e-^2) of an extracted pixel with ``electrons`` expected photo-electrons."""
+        electrons = np.asarray(electrons, dtype=float)
+        dark_e = self.dark_e_per_px_s * exptime_s * self.n_window
+        return np.clip(electrons, 0.0, None) + dark_e + self.n_window * self.read_noise_e**2
+
+    def expectation(self, electrons, exptime_s):
+        """Noiseless counts and their error, both in ADU: (electrons / gain, sqrt(variance) / gain)."""
+        electrons = np.asarray(electrons, dtype=float)
+        return electrons / self.gain_e_per_adu, np.sqrt(self.variance_e(electrons, exptime_s)) / self.gain_e_per_adu
+
+    def draw(self, electrons, exptime_s, rng):
+        """One noisy realisation: (counts_adu, error_adu, saturated mask); dark subtracted as the DRS does."""
+        electrons = np.clip(np.asarray(electrons, dtype=float), 0.0, None)
+        dark_e = self.dark_e_per_px_s * exptime_s * self.n_window
+        variance_e = self.variance_e(electrons, exptime_s)
+        counts_e = rng.poisson(electrons + dark_e).astype(float) - dark_e
+        counts_e += rng.normal(0.0, np.sqrt(self.n_window) * self.read_noise_e, size=electrons.shape)
+        counts_e += self._cosmic_residuals_e(np.sqrt(variance_e), exptime_s, rng)
+        saturated = electrons >= self.saturation_e
+        counts_e = np.where(saturated, self.saturation_e, counts_e)
+        return counts_e / self.gain_e_per_adu, np.sqrt(variance_e) / self.gain_e_per_adu, saturated
+
+    def _cosmic_residuals_e(self, sigma_e, exptime_s, rng):
+        """Sub-threshold cosmic-ray deposits left after the DRS rejection (e-), scattered over the pixels."""
+        residuals = np.zeros(sigma_e.shape)
+        rate_per_px = self.cosmic_rate_per_s * exptime_s * self.cosmic_residual_fraction / EXTRACTED_PIXELS
+        n_hits = rng.poisson(rate_per_px * sigma_e.size)
+        if n_hits:
+            flat_index = rng.integers(0, sigma_e.size, size=n_hits)
+            deposit = rng.uniform(0.0, self.cosmic_threshold_sigma, size=n_hits) * sigma_e.flat[flat_index]
+            np.add.at(residuals.reshape(-1), flat_index, deposit)
+        return residuals
