@@ -84,16 +84,10 @@ from astropy.utils import iers
 
 from simharps.constants import C_KMS
 from simharps.errors import ParameterError
+from simharps.sites import SITES
 
 iers.conf.auto_download = False
 
-SITES = {
-    "lasilla": (-70.7345, -29.2584, 2400.0),
-    "paranal": (-70.4045, -24.6268, 2648.0),
-}
-"""Observatory geodetic (WGS84) longitude (deg, east positive), latitude (deg) and height (m), as
-the real headers give them: La Silla from HARPS ``ESO TEL GEO*``, Paranal from the ESPRESSO UT3
-``ESO TEL3 GEO*`` keys."""
 
 MJD_RANGE = (37665.0, 88069.0)
 """Supported exposure-start MJDs (UTC): 1962-01-01 (start of the IERS tables) to 2100-01-01
@@ -151,8 +145,8 @@ def site_location(site):
     key = str(site).lower().replace(" ", "").replace("_", "").replace("-", "")
     if key not in SITES:
         raise ParameterError(f"site: unknown observatory {site!r}; use one of {sorted(SITES)} or an EarthLocation")
-    lon_deg, lat_deg, height_m = SITES[key]
-    return EarthLocation.from_geodetic(lon_deg * u.deg, lat_deg * u.deg, height_m * u.m)
+    site = SITES[key]
+    return EarthLocation.from_geodetic(site["lon_deg"] * u.deg, site["lat_deg"] * u.deg, site["elevation_m"] * u.m)
 
 
 def _check_range(name, values, low, high):
