@@ -2,9 +2,26 @@
 
 import argparse
 import sys
+from pathlib import Path
 
 from simharps import __version__
 from simharps.errors import SimharpsError
+
+
+def _plot(args):
+    from simharps.io import read_harps
+    from simharps.plotting import plot_spectrum
+
+    product = read_harps(args.file)
+    out = Path(args.out) if args.out else Path(Path(args.file).name).with_suffix(".png")
+    meta = product.meta
+    title = f"{meta.get('object')}  {meta.get('instrument')} {meta.get('product')}  BERV {meta.get('berv_kms')} km/s"
+    try:
+        plot_spectrum(out, product.wavelength_air_aa, product.flux, title=title, error=product.error,
+                      window=args.window)
+    except ValueError as error:
+        raise SimharpsError(f"{args.file}: {error}") from error
+    print(out)
 
 
 def build_parser():
@@ -13,7 +30,13 @@ def build_parser():
         description="Simulate HARPS-like spectra with known ground truth and read HARPS archive products.",
     )
     parser.add_argument("--version", action="version", version=f"simharps {__version__}")
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    plot = commands.add_parser("plot", help="write a PNG of an archive product (ADP, DRS s1d, S1D) or a simulated ADP")
+    plot.add_argument("file", help="FITS file")
+    plot.add_argument("--out", help="PNG to write (default: the file's name with .png, in the current folder)")
+    plot.add_argument("--window", nargs=2, type=float, metavar=("START_AA", "STOP_AA"), help="air wavelength range")
+    plot.set_defaults(handler=_plot)
     return parser
 
 

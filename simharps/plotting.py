@@ -1,0 +1,47 @@
+"""Figures of spectra (PNG), for people to look at and for reports. Uses matplotlib's Agg backend (no screen)."""
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+import numpy as np  # noqa: E402
+
+
+def plot_spectrum(path, wavelength_air_aa, flux, *, title="", error=None, components=None, window=None):
+    """Write a PNG of ``flux`` against air wavelength; ``components`` (name -> array) go in a panel below.
+
+    ``window`` = (start_aa, stop_aa) restricts the plot; zeros (the CCD gap of HARPS products) are not drawn.
+    """
+    wavelength_air_aa = np.asarray(wavelength_air_aa)
+    keep = np.ones(wavelength_air_aa.size, dtype=bool)
+    if window is not None:
+        keep = (wavelength_air_aa >= window[0]) & (wavelength_air_aa <= window[1])
+    if not keep.any():
+        raise ValueError(f"window {window} does not overlap {wavelength_air_aa[0]:.2f}-{wavelength_air_aa[-1]:.2f} A")
+    wave = wavelength_air_aa[keep]
+    shown = np.where(np.asarray(flux)[keep] == 0, np.nan, np.asarray(flux)[keep])
+
+    n_panels = 2 if components else 1
+    figure, axes = plt.subplots(n_panels, 1, figsize=(12, 3.2 * n_panels + 0.6), sharex=True, squeeze=False)
+    axis = axes[0, 0]
+    axis.plot(wave, shown, lw=0.4, color="k", label="flux")
+    if error is not None:
+        axis.plot(wave, np.asarray(error)[keep], lw=0.4, color="tab:red", label="error")
+        axis.legend(loc="upper right", fontsize=8)
+    axis.set_ylabel("flux")
+    axis.set_title(title, fontsize=10)
+    if components:
+        lower = axes[1, 0]
+        for name, values in components.items():
+            lower.plot(wave, np.asarray(values)[keep], lw=0.5, label=name)
+        lower.set_ylabel("component")
+        lower.legend(loc="lower right", fontsize=8, ncol=len(components))
+    axes[-1, 0].set_xlabel("air wavelength [A]")
+    figure.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
