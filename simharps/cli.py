@@ -15,7 +15,8 @@ def _plot(args):
     product = read_harps(args.file)
     out = Path(args.out) if args.out else Path(Path(args.file).name).with_suffix(".png")
     meta = product.meta
-    title = f"{meta.get('object')}  {meta.get('instrument')} {meta.get('product')}  BERV {meta.get('berv_kms')} km/s"
+    berv = "n/a" if meta.get("berv_kms") is None else f"{meta['berv_kms']:+.3f} km/s"
+    title = f"{meta.get('object')}  {meta.get('instrument')} {meta.get('product')}  BERV {berv}"
     try:
         plot_spectrum(out, product.wavelength_air_aa, product.flux, title=title, error=product.error,
                       window=args.window)
