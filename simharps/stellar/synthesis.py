@@ -1,0 +1,168 @@
+"""Built-in offline stellar synthesis: line table + Balmer lines + blanketed continuum -> StellarSpectrum.
+
+Equation
+--------
+On a grid uniform in ln(lambda_air) with step ``WORKING_STEP_KMS`` (0.15 km/s)::
+
+    F(lambda) = pi B_lambda(T_b; lambda / D)  *  K_rot+mac  (*)  1 / (1 + eta_lines(lambda) + eta_Balmer(lambda))
+
+eta from ``simharps.stellar.lines`` (Voigt profiles of the VALD-derived table, Teff-interpolated,
+[M/H]-, logg- and vmic-scaled) and ``simharps.stellar.balmer`` (Stark wings); the Milne-Eddington
+form 1/(1 + eta) is the curve of growth and the blending rule. K is the rotation (Gray, limb
+darkened) and macroturbulence (radial-tangential by default) kernel of ``simharps.broadening``;
+T_b the backwarmed continuum temperature of ``simharps.stellar.continuum``. The star's RV enters
+through the relativistic Doppler factor ``D = sqrt((1 + v/c) / (1 - v/c))`` applied to every line
+centre (exact, no resampling), so the output is in the barycentric frame when ``rv_kms`` is the
+barycentric RV.
+
+Units and frames: air wavelengths in A on the lattice ``lambda_i = GRID_START_AA exp(i step / c)``
+(windows are sub-ranges of the same lattice, so spectra of different windows and stars align);
+flux in erg s^-1 cm^-2 A^-1 at the stellar surface (float32).
+
+Parameter ranges: teff_k 3000-7250 K (the F0..M5 tables), logg_cgs 3.0-5.5 (the tables are for
+dwarfs; ion lines and damping are scaled from the dwarf sequence), mh_dex -2.5..+1.0, vmic_kms 0-5,
+vmac_kms 0-30 (default: Valenti & Fischer 2005 eq. 1, ``3.98 + (Teff - 5770) / 650`` km/s, at least
+0.5), vsini_kms 0-300, |rv_kms| <= 1000.
+
+Limits: lines shallower than 0.1 in VALD are missing (weak-line blanketing and the weak-line
+forest are underestimated), one line-forming layer, no chromospheric cores, and M dwarfs lack
+molecular-band pseudo-continua (only the deepest TiO lines are listed). See
+``simharps/data/stellar_lines.md``.
+
+Example
+-------
+>>> from simharps.stellar.synthesis import synthesize
+>>> spectrum = synthesize(5770, 4.44, 0.0, vsini_kms=2.0, rv_kms=10.0, window=(5000.0, 5100.0))
+>>> spectrum.normalised.min() < 0.3
+True
+"""
+
+import numpy as np
+
+from simharps.broadening import DEFAULT_LIMB_DARKENING, broaden, broadening_margin_kms
+from simharps.constants import C_KMS
+from simharps.errors import ParameterError
+from simharps.grids import WORKING_STEP_KMS
+from simharps.stellar.balmer import balmer_opacity
+from simharps.stellar.continuum import (
+    backwarmed_temperature,
+    blanketing_coefficient,
+    equivalent_widths_kms,
+    line_width_aa,
+    planck_flux,
+)
+from simharps.stellar.linelist import TEFF_RANGE_K, check_teff
+from simharps.stellar.lines import line_opacity, line_parameters
+from simharps.stellar.spectrum import StellarSpectrum
+
+GRID_START_AA = 3770.0
+"""First wavelength (air, A) of the synthesis lattice."""
+FULL_RANGE_AA = (3770.0, 6930.0)
+"""Default synthesis range (air, A): the HARPS 1D range with margins for BERV and RV shifts."""
+ALLOWED_RANGE_AA = (3700.0, 7000.0)
+"""Span covered by the line table (air, A); windows must lie inside it."""
+
+PARAMETER_RANGES = {
+    "teff_k": TEFF_RANGE_K,
+    "logg_cgs": (3.0, 5.5),
+    "mh_dex": (-2.5, 1.0),
+    "vmic_kms": (0.0, 5.0),
+    "vmac_kms": (0.0, 30.0),
+    "vsini_kms": (0.0, 300.0),
+    "rv_kms": (-1000.0, 1000.0),
+}
+DEFAULT_VMIC_KMS = 1.0
+
+
+def default_vmac_kms(teff_k):
+    """Radial-tangential macroturbulence of dwarfs, Valenti & Fischer (2005) eq. 1, at least 0.5 km/s."""
+    return max(0.5, 3.98 + (teff_k - 5770.0) / 650.0)
+
+
+def doppler_factor(rv_kms):
+    """Relativistic Doppler factor sqrt((1 + v/c) / (1 - v/c))."""
+    beta = rv_kms / C_KMS
+    return float(np.sqrt((1.0 + beta) / (1.0 - beta)))
+
+
+def check_parameters(**values):
+    """Raise ParameterError naming the first parameter outside ``PARAMETER_RANGES``."""
+    for name, value in values.items():
+        if name == "teff_k":
+            check_teff(value)
+            continue
+        lo, hi = PARAMETER_RANGES[name]
+        if not np.isfinite(value) or not lo <= value <= hi:
+            raise ParameterError(f"{name}={value} is outside the built-in synthesis range [{lo}, {hi}]")
+
+
+def lattice_indices(start_aa, stop_aa, step_kms=WORKING_STEP_KMS):
+    """Integer lattice indices (first, last) covering [start_aa, stop_aa] on the synthesis lattice."""
+    dln = step_kms / C_KMS
+    return int(np.floor(np.log(start_aa / GRID_START_AA) / dln)), int(np.ceil(np.log(stop_aa / GRID_START_AA) / dln))
+
+
+def lattice_wavelengths(first, last, step_kms=WORKING_STEP_KMS):
+    """Air wavelengths (A) of lattice indices first..last inclusive."""
+    return GRID_START_AA * np.exp(np.arange(first, last + 1) * (step_kms / C_KMS))
+
+
+def check_window(window):
+    """Validated (start_aa, stop_aa) of a window (default: FULL_RANGE_AA)."""
+    start, stop = FULL_RANGE_AA if window is None else (float(window[0]), float(window[1]))
+    if not ALLOWED_RANGE_AA[0] <= start < stop <= ALLOWED_RANGE_AA[1]:
+        raise ParameterError(
+            f"window=({start}, {stop}) must satisfy {ALLOWED_RANGE_AA[0]} <= start < stop <= {ALLOWED_RANGE_AA[1]} A (air)"
+        )
+    return start, stop
+
+
+def continuum_temperature(teff_k, logg_cgs, parameters):
+    """Backwarmed continuum temperature T_b from the blanketing of all lines in ``parameters``."""
+    edges = np.arange(FULL_RANGE_AA[0], FULL_RANGE_AA[1] + 1.0, 50.0)
+    widths = line_width_aa(parameters.wavelength_air_aa, equivalent_widths_kms(*parameters[1:]))
+    beta = blanketing_coefficient(edges, parameters.wavelength_air_aa, widths,
+                                  lambda w: balmer_opacity(w, teff_k, logg_cgs))
+    return backwarmed_temperature(teff_k, edges, beta)
+
+
+def normalised_lines(ln_wavelength_air, step_kms, teff_k, logg_cgs, parameters, doppler=1.0):
+    """Unbroadened continuum-normalised flux 1 / (1 + eta) on a ln-lambda grid (float64)."""
+    eta = line_opacity(ln_wavelength_air, step_kms, parameters, doppler)
+    eta += balmer_opacity(np.exp(ln_wavelength_air), teff_k, logg_cgs, doppler)
+    return 1.0 / (1.0 + eta)
+
+
+def synthesize(teff_k, logg_cgs=4.44, mh_dex=0.0, vmic_kms=DEFAULT_VMIC_KMS, vmac_kms=None, vsini_kms=0.0,
+               rv_kms=0.0, window=None, limb_darkening=DEFAULT_LIMB_DARKENING, macroturbulence="radial-tangential",
+               step_kms=WORKING_STEP_KMS):
+    """Synthesise one stellar spectrum; returns a ``StellarSpectrum`` (frame "barycentric", air, log-lambda).
+
+    ``window=(start_aa, stop_aa)`` restricts the output to a sub-range of the lattice (air, A, after the
+    RV shift); the default is ``FULL_RANGE_AA``.
+    """
+    vmac_kms = default_vmac_kms(teff_k) if vmac_kms is None else vmac_kms
+    check_parameters(teff_k=teff_k, logg_cgs=logg_cgs, mh_dex=mh_dex, vmic_kms=vmic_kms, vmac_kms=vmac_kms,
+                     vsini_kms=vsini_kms, rv_kms=rv_kms)
+    start, stop = check_window(window)
+    first, last = lattice_indices(start, stop, step_kms)
+    margin = int(np.ceil(broadening_margin_kms(vsini_kms, vmac_kms) / step_kms))
+    wave = lattice_wavelengths(first - margin, last + margin, step_kms)
+    doppler = doppler_factor(rv_kms)
+    parameters = line_parameters(teff_k, logg_cgs, mh_dex, vmic_kms)
+    normalised = normalised_lines(np.log(wave), step_kms, teff_k, logg_cgs, parameters, doppler)
+    normalised = broaden(normalised, step_kms, vsini_kms, vmac_kms, limb_darkening, macroturbulence)
+    keep = slice(margin, len(wave) - margin)
+    temperature_b = continuum_temperature(teff_k, logg_cgs, parameters)
+    continuum = planck_flux(wave[keep] / doppler, temperature_b)
+    params = dict(teff_k=teff_k, logg_cgs=logg_cgs, mh_dex=mh_dex, vmic_kms=vmic_kms, vmac_kms=vmac_kms,
+                  vsini_kms=vsini_kms, rv_kms=rv_kms, limb_darkening=limb_darkening,
+                  macroturbulence=macroturbulence, continuum_temperature_k=temperature_b, model="builtin")
+    return StellarSpectrum(
+        wavelength_air_aa=wave[keep],
+        flux=(normalised[keep] * continuum).astype(np.float32),
+        continuum=continuum.astype(np.float32),
+        step_kms=step_kms,
+        params=params,
+        frame="barycentric",
+    )
