@@ -1,0 +1,387 @@
+"""Instrument stage: HARPS echelle orders, blaze, LSF, pixel extraction and order merging.
+
+Equations
+---------
+Grating equation and order layout (fibre A, 72 orders, physical numbers m = 161..116 on the
+blue CCD and 114..89 on the red CCD; order 115 falls in the gap between the two CCDs)::
+
+    m * lambda(x, m) = d (sin alpha + sin beta(x))  ~  P_ccd(x, m) + m * dlambda_m(x)
+
+P_ccd is a 2-D Legendre polynomial (degree 3 in the pixel x, 6 in m) per CCD, the smooth
+instrument model; dlambda_m(x) are per-order cubic corrections that restore the DRS per-order
+solution of the calibration night exactly (``calibration="drs"``, the default; ``"smooth"``
+drops them). Wavelengths are air, observatory frame, A, at pixel centres x = 0..4095
+(pixel edges at x +- 0.5).
+
+Blaze (efficiency per unit wavelength within an order, normalised to ~1 at its peak, like the
+DRS ``blaze_A`` file), as a function of the grating phase X = m - G / lambda, G the median of
+m * lambda at the order centres::
+
+    B_m(lambda) = A_m sinc^2(alpha_m (X - X0_m)) exp(c2 u^2 + c3 u^3),  u = X - X0_m
+
+sinc(z) = sin(pi z) / (pi z). A_m ~ 1, X0_m within +-0.035 of 0 (the peak sits near G / m,
+mid-order), alpha_m ~ 0.5-0.97 (not the ideal 1: the R4 grating works off Littrow, the facets' shadowing and
+the camera response reshape it); the exponential factor absorbs the residual flattening and
+asymmetry. Free spectral range of order m: lambda_blaze / m, lambda_blaze the
+wavelength of the model's peak.
+
+Extraction (expected photo-electrons in pixel i of order m), from a photon density n(v) per
+km/s on a log-lambda grid (v = c ln lambda) in the observatory frame::
+
+    N_{m,i} = B_m(lambda_{m,i}) * integral_{v(edge i)}^{v(edge i+1)} (LSF * n)(v) dv
+
+The LSF is a Gaussian of FWHM c / R in velocity (R = 115,000: 2.61 km/s, ~3.2 px of
+0.81-0.84 km/s at order centres), applied with ``simharps.lsf`` before the exact integration
+over each pixel (cumulative sum of the density at the input bin edges, linearly interpolated at
+the pixel edges), so the pixel box adds its own width (effective FWHM ~2.68 km/s).
+
+Merging onto the archive 1D grid (``simharps.grids.product_grid``, 0.01 A, barycentric frame)::
+
+    lambda_bary = lambda_obs * (1 + BERV / c)                       (classical DRS convention)
+    f_{m,i}     = N_{m,i} / (B_{m,i} * dlambda_{m,i}) * 0.01 A      (blaze-corrected e- per 0.01 A)
+    F_m(k)      = linear interpolation of f_m at bin centre k, var_m(k) propagated (w_a^2, w_b^2)
+    F(k)        = sum_m F_m(k) / var_m(k) / sum_m 1 / var_m(k),  var(k) = 1 / sum_m 1 / var_m(k)
+
+The division by the pixel width dlambda is what makes adjacent orders agree in the overlaps:
+on the real Gl273 e2ds, e2ds / blaze_A steps by 15-28 % between orders, e2ds / (blaze_A *
+dlambda) agrees to ~1 %. The product is thus per 0.01 A bin, as the DRS s1d appears to be (the
+Gl581 s1d is ~0.6 x the e2ds counts per pixel that its SN50 implies at 5565 A, i.e.
+0.01 A / 0.0152 A). Each order contributes to the bins whose centres lie between its pixels
+``first_valid + 0.5`` and ``last_valid - 2`` (``merge_trim_px``): measured on the real s1d and
+ADP products, whose CCD-gap edges and red end sit there (the DRS drops the last ~2 pixels of
+each order). Bins no order reaches (the CCD gap, 5303.9-5337.3 A moving with BERV, and
+beyond the ends) hold zeros, as in the DRS s1d and ADP products.
+
+Approximations: one Gaussian LSF in velocity everywhere (the real HARPS LSF varies slightly
+along and across orders and is not exactly Gaussian); no scattered light, cross-order
+contamination or fibre-B light; the blaze is a smooth model (the real flat-field blaze has
+1-5 % lamp features in a few blue orders, which it does not reproduce); the layout is the one
+calibration of 2003-12-12 (later calibrations differ by small drifts); linear interpolation
+onto the 0.01 A grid correlates neighbouring bins (the error array is the per-bin marginal).
+
+Source: the real calibration files named by HARPS.2003-12-13T06:19:48.371_e2ds_A.fits, fitted by
+``scripts/build_order_layout.py`` (``simharps/data/harps_orders.md``); HARPS user manual for the
+order numbering and CCD layout.
+
+Example
+-------
+>>> import numpy as np
+>>> from simharps.grids import log_lambda_grid
+>>> from simharps.instrument import HarpsSpectrograph
+>>> spectrograph = HarpsSpectrograph()
+>>> wave_obs_aa = log_lambda_grid(3770.0, 6925.0, step_kms=0.15)
+>>> counts = spectrograph.extract(wave_obs_aa, 50.0 * np.ones_like(wave_obs_aa))  # (72, 4096)
+>>> product = spectrograph.merge(counts, variance=counts + 17 * 5.45**2, berv_kms=-8.686)
+>>> product.wavelength_air_aa, product.flux, product.error
+"""
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+from numpy.polynomial import legendre
+from scipy import sparse
+
+from simharps.constants import C_KMS
+from simharps.errors import ParameterError
+from simharps.grids import PRODUCT_STEP_AA, product_grid
+from simharps.lsf import convolve_gaussian_velocity, fwhm_kms_from_resolution
+
+LAYOUT_FILE = Path(__file__).resolve().parent / "data" / "harps_orders.npz"
+
+RESOLVING_POWER = 115_000.0
+"""HARPS resolving power (user manual); LSF FWHM c / R = 2.607 km/s."""
+
+MERGE_TRIM_PX = (0.5, 2.0)
+"""Pixels dropped at the (blue, red) end of each order's valid range when merging (measured on the real products)."""
+
+VARIANCE_FLOOR_E2 = 1e-6
+"""Smallest variance (e-^2) a pixel can carry in the merge weights; keeps zero-count pixels finite."""
+
+CALIBRATIONS = ("drs", "smooth")
+
+
+class EchelleLayout:
+    """The HARPS fibre-A echelle format: order numbers, pixel wavelengths, blaze, FSR, overlaps, CCD gap.
+
+    Arrays are (n_orders, n_pixels) = (72, 4096), rows from the bluest order (m = 161) to the reddest
+    (m = 89). Wavelengths are air, observatory frame, A.
+    """
+
+    def __init__(self, path=LAYOUT_FILE, calibration="drs"):
+        if calibration not in CALIBRATIONS:
+            raise ParameterError(f"calibration must be one of {CALIBRATIONS}, got {calibration!r}")
+        with np.load(path) as data:
+            self.orders = data["orders"].astype(np.int64)
+            self.ccd = np.where(data["ccd"] == 0, "blue", "red")
+            self.n_pixels = int(data["n_pixels"])
+            self.valid_pixels = data["valid_pixels"].astype(np.int64)
+            self.grating_constant_aa = float(data["grating_constant_aa"])
+            self._x_norm = data["x_norm"]
+            self._wave_coef = data["wave_coef"]
+            self._wave_m_norm = data["wave_m_norm"]
+            self._order_correction = data["wave_order_correction"] if calibration == "drs" else None
+            self._blaze_params = data["blaze_params"]
+        self.calibration = calibration
+
+    @property
+    def n_orders(self):
+        return self.orders.size
+
+    def order_index(self, order):
+        """Row of physical order number(s) ``order``; ParameterError for orders HARPS does not record."""
+        order = np.asarray(order)
+        rows = np.searchsorted(-self.orders, -order)
+        rows = np.clip(rows, 0, self.n_orders - 1)
+        if np.any(self.orders[rows] != order):
+            raise ParameterError(f"order must be one of 89..114 or 116..161 (115 is lost in the CCD gap), got {order}")
+        return rows
+
+    def wavelength_air_aa(self, pixel):
+        """Air wavelength (A, observatory frame) at fractional pixel positions, every order.
+
+        ``pixel``: (k,) positions shared by all orders, or (n_orders, k) per order. Returns (n_orders, k).
+        """
+        x = np.asarray(pixel, dtype=float)
+        xs = np.broadcast_to((x - self._x_norm[0]) / self._x_norm[1], (self.n_orders,) + x.shape[-1:])
+        wave = np.empty(xs.shape)
+        for ccd_id, name in enumerate(("blue", "red")):
+            rows = self.ccd == name
+            m = self.orders[rows].astype(float)[:, None]
+            ms = np.broadcast_to((m - self._wave_m_norm[ccd_id, 0]) / self._wave_m_norm[ccd_id, 1], xs[rows].shape)
+            wave[rows] = legendre.legval2d(xs[rows], ms, self._wave_coef[ccd_id]) / m
+        if self._order_correction is not None:
+            wave += np.stack([legendre.legval(xs[i], self._order_correction[i]) for i in range(self.n_orders)])
+        return wave
+
+    @cached_property
+    def pixel_wavelength_air_aa(self):
+        """Wavelengths of the pixel centres, (72, 4096)."""
+        return self.wavelength_air_aa(np.arange(self.n_pixels))
+
+    @cached_property
+    def pixel_edges_air_aa(self):
+        """Wavelengths of the pixel edges (x - 0.5 ... x + 0.5), (72, 4097)."""
+        return self.wavelength_air_aa(np.arange(self.n_pixels + 1) - 0.5)
+
+    @cached_property
+    def pixel_width_aa(self):
+        """Pixel widths in A, (72, 4096)."""
+        return np.diff(self.pixel_edges_air_aa, axis=1)
+
+    @cached_property
+    def pixel_width_kms(self):
+        """Pixel widths in velocity, c ln(lambda_hi / lambda_lo), km/s, (72, 4096)."""
+        return C_KMS * np.diff(np.log(self.pixel_edges_air_aa), axis=1)
+
+    def grating_phase(self, wavelength_air_aa):
+        """X = m - G / lambda for each order (rows) at wavelengths broadcastable to (72, k)."""
+        return self.orders[:, None] - self.grating_constant_aa / np.asarray(wavelength_air_aa, dtype=float)
+
+    def blaze_at(self, wavelength_air_aa):
+        """Model blaze of every order at wavelengths broadcastable to (72, k) (A, observatory frame)."""
+        p = self._blaze_params
+        u = self.grating_phase(wavelength_air_aa) - p[:, 2:3]
+        return p[:, 0:1] * np.sinc(p[:, 1:2] * u) ** 2 * np.exp(u * u * (p[:, 3:4] + u * p[:, 4:5]))
+
+    @cached_property
+    def blaze(self):
+        """Model blaze at the pixel centres, (72, 4096), ~1 at each order's peak."""
+        return self.blaze_at(self.pixel_wavelength_air_aa)
+
+    @cached_property
+    def blaze_wavelength_aa(self):
+        """Wavelength of each order's model blaze peak, A (to a tenth of a pixel)."""
+        pixel = np.arange(0.0, self.n_pixels - 1, 0.1)
+        wave = self.wavelength_air_aa(pixel)
+        return wave[np.arange(self.n_orders), np.argmax(self.blaze_at(wave), axis=1)]
+
+    @cached_property
+    def free_spectral_range_aa(self):
+        """Free spectral range lambda_blaze / m of each order, A."""
+        return self.blaze_wavelength_aa / self.orders
+
+    @cached_property
+    def valid_range_air_aa(self):
+        """(72, 2) wavelengths of the outer edges of each order's first and last valid pixel."""
+        rows = np.arange(self.n_orders)
+        edges = self.pixel_edges_air_aa
+        return np.stack([edges[rows, self.valid_pixels[:, 0]], edges[rows, self.valid_pixels[:, 1] + 1]], axis=1)
+
+    def overlaps_aa(self):
+        """Overlaps of adjacent orders on the same CCD: structured array (order_blue, order_red, start_aa, stop_aa)."""
+        rng = self.valid_range_air_aa
+        same_ccd = self.ccd[:-1] == self.ccd[1:]
+        out = np.zeros(int(same_ccd.sum()), dtype=[("order_blue", "i8"), ("order_red", "i8"), ("start_aa", "f8"), ("stop_aa", "f8")])
+        out["order_blue"] = self.orders[:-1][same_ccd]
+        out["order_red"] = self.orders[1:][same_ccd]
+        out["start_aa"] = rng[1:, 0][same_ccd]
+        out["stop_aa"] = rng[:-1, 1][same_ccd]
+        return out
+
+    @cached_property
+    def ccd_gap_aa(self):
+        """(start, stop) of the wavelength range recorded by neither CCD (red edge of m=116 to blue edge of m=114), A."""
+        last_blue = int(np.flatnonzero(self.ccd == "blue")[-1])
+        return float(self.valid_range_air_aa[last_blue, 1]), float(self.valid_range_air_aa[last_blue + 1, 0])
+
+
+@dataclass
+class MergedSpectrum:
+    """A merged 1D product on the archive grid (barycentric frame, air, A).
+
+    flux, error : blaze-corrected photo-electrons per 0.01 A bin (zeros where no order reaches)
+    n_orders    : how many orders contributed to each bin (0 in the CCD gap and beyond the ends)
+    berv_kms    : the BERV (scalar, or one per spectrum) that moved the observatory-frame pixels
+    """
+
+    wavelength_air_aa: np.ndarray
+    flux: np.ndarray
+    error: np.ndarray
+    n_orders: np.ndarray
+    berv_kms: float | np.ndarray
+
+
+@dataclass
+class _MergeGeometry:
+    bins: np.ndarray
+    pixel_a: np.ndarray
+    pixel_b: np.ndarray
+    weight_b: np.ndarray
+    n_bins: int
+
+
+class HarpsSpectrograph:
+    """HARPS as an instrument stage: LSF, extraction into order pixels, blaze-corrected order merging.
+
+    ``layout``: an EchelleLayout (default: the shipped HARPS layout); ``resolving_power``: R of the
+    Gaussian velocity LSF; ``merge_trim_px``: pixels dropped at the (blue, red) ends of each order's
+    valid range when merging.
+    """
+
+    def __init__(self, layout=None, resolving_power=RESOLVING_POWER, merge_trim_px=MERGE_TRIM_PX):
+        if resolving_power <= 0:
+            raise ParameterError(f"resolving_power must be positive, got {resolving_power}")
+        if len(merge_trim_px) != 2 or min(merge_trim_px) < 0:
+            raise ParameterError(f"merge_trim_px must be two non-negative pixel counts, got {merge_trim_px}")
+        self.layout = layout if layout is not None else EchelleLayout()
+        self.resolving_power = float(resolving_power)
+        self.merge_trim_px = tuple(float(t) for t in merge_trim_px)
+
+    @property
+    def lsf_fwhm_kms(self):
+        return fwhm_kms_from_resolution(self.resolving_power)
+
+    def extract(self, wavelength_air_aa, photons_per_kms, *, apply_lsf=True):
+        """Expected photo-electrons per order pixel, (..., 72, 4096), from a photon density per km/s.
+
+        ``wavelength_air_aa``: (n,) grid uniform in ln(lambda), observatory frame; ``photons_per_kms``:
+        (..., n) photons per km/s reaching the spectrograph (batches along leading axes). The LSF is
+        applied first, then each pixel integrates the density exactly and is multiplied by the blaze.
+        Pixels not covered by the input grid are NaN (``merge`` skips them).
+        """
+        wave = np.asarray(wavelength_air_aa, dtype=float)
+        density = np.asarray(photons_per_kms, dtype=float)
+        if wave.ndim != 1 or wave.size < 2 or density.shape[-1] != wave.size:
+            raise ParameterError(f"photons_per_kms must end with the wavelength axis ({wave.size}), got shape {density.shape}")
+        log_wave = np.log(wave)
+        step = (log_wave[-1] - log_wave[0]) / (wave.size - 1)
+        if step <= 0 or np.max(np.abs(np.diff(log_wave) - step)) > 1e-6 * step:
+            raise ParameterError("wavelength_air_aa must be increasing and uniform in ln(lambda) (see simharps.grids.log_lambda_grid)")
+        step_kms = step * C_KMS
+        if apply_lsf:
+            density = convolve_gaussian_velocity(density, step_kms, self.lsf_fwhm_kms)
+        cumulative = np.zeros(density.shape[:-1] + (wave.size + 1,))
+        np.cumsum(density * step_kms, axis=-1, out=cumulative[..., 1:])
+        # position of each pixel edge in units of input bins, counted from the first input bin edge
+        t = (np.log(self.layout.pixel_edges_air_aa) - log_wave[0]) / step + 0.5
+        inside = (t >= 0.0) & (t <= wave.size)
+        j = np.clip(np.floor(t).astype(np.int64), 0, wave.size - 1)
+        frac = np.clip(t, 0.0, wave.size) - j
+        at_edges = cumulative[..., j] + frac * density[..., j] * step_kms
+        counts = np.diff(at_edges, axis=-1) * self.layout.blaze
+        covered = inside[:, :-1] & inside[:, 1:]
+        return np.where(covered, counts, np.nan)
+
+    def _merge_geometry(self, berv_kms, grid):
+        """Which order pixels feed which product bins (linear interpolation between pixel centres)."""
+        layout = self.layout
+        pixel_wave = layout.pixel_wavelength_air_aa * (1.0 + berv_kms / C_KMS)
+        lo = layout.valid_pixels[:, 0] + self.merge_trim_px[0]
+        hi = layout.valid_pixels[:, 1] - self.merge_trim_px[1]
+        bins, pix_a, weight_b = [], [], []
+        for row in range(layout.n_orders):
+            start, stop = np.interp([lo[row], hi[row]], np.arange(layout.n_pixels), pixel_wave[row])
+            k = np.arange(np.searchsorted(grid, start, "left"), np.searchsorted(grid, stop, "right"))
+            a = np.clip(np.searchsorted(pixel_wave[row], grid[k], "right") - 1, 0, layout.n_pixels - 2)
+            bins.append(k)
+            pix_a.append(row * layout.n_pixels + a)
+            weight_b.append((grid[k] - pixel_wave[row, a]) / (pixel_wave[row, a + 1] - pixel_wave[row, a]))
+        pix_a = np.concatenate(pix_a)
+        return _MergeGeometry(np.concatenate(bins), pix_a, pix_a + 1, np.concatenate(weight_b), grid.size)
+
+    def merge(self, counts, variance=None, berv_kms=0.0, *, blaze=None, wavelength_grid_aa=None):
+        """Blaze-corrected, inverse-variance-weighted merge of order pixels onto the 0.01 A archive grid.
+
+        ``counts``: (..., 72, 4096) e- per pixel (NaN = not recorded); ``variance``: same shape, e-^2
+        (default: the Poisson expectation, counts); ``berv_kms``: barycentric correction, DRS
+        convention, shifts the pixel wavelengths by (1 + BERV / c); a scalar, or one per spectrum of
+        the batch (then merged one after the other); ``blaze``: (72, 4096) to divide
+        by (default: the layout's model; pass the DRS blaze_A for real e2ds); ``wavelength_grid_aa``:
+        increasing bin centres (default ``simharps.grids.product_grid()``). Returns a MergedSpectrum
+        whose arrays have the batch shape plus the grid axis.
+        """
+        layout = self.layout
+        counts = np.asarray(counts, dtype=float)
+        shape = (layout.n_orders, layout.n_pixels)
+        if counts.shape[-2:] != shape:
+            raise ParameterError(f"counts must end with (orders, pixels) = {shape}, got {counts.shape}")
+        variance = np.maximum(counts, 0.0) if variance is None else np.asarray(variance, dtype=float)
+        if variance.shape != counts.shape:
+            raise ParameterError(f"variance must have the shape of counts {counts.shape}, got {variance.shape}")
+        blaze = layout.blaze if blaze is None else np.asarray(blaze, dtype=float)
+        if blaze.shape != shape:
+            raise ParameterError(f"blaze must have shape {shape}, got {blaze.shape}")
+        berv_kms = np.asarray(berv_kms, dtype=float)
+        if not np.all(np.isfinite(berv_kms)) or np.any(np.abs(berv_kms) > 200.0):
+            raise ParameterError(f"berv_kms must be finite and within +-200 km/s, got {berv_kms}")
+        grid = product_grid() if wavelength_grid_aa is None else np.asarray(wavelength_grid_aa, dtype=float)
+        if grid.ndim != 1 or grid.size == 0 or np.any(np.diff(grid) <= 0):
+            raise ParameterError("wavelength_grid_aa must be a non-empty increasing 1-D array")
+        batch_shape = counts.shape[:-2]
+        if berv_kms.ndim == 0:
+            return self._merge_one_berv(counts, variance, float(berv_kms), blaze, grid)
+        if berv_kms.shape != batch_shape:
+            raise ParameterError(f"berv_kms must be a scalar or have the batch shape {batch_shape}, got {berv_kms.shape}")
+        parts = [self._merge_one_berv(counts[i], variance[i], float(berv_kms[i]), blaze, grid) for i in np.ndindex(batch_shape)]
+        stack = {name: np.stack([getattr(p, name) for p in parts]).reshape(batch_shape + (grid.size,)) for name in ("flux", "error", "n_orders")}
+        return MergedSpectrum(grid, stack["flux"], stack["error"], stack["n_orders"], berv_kms)
+
+    def _merge_one_berv(self, counts, variance, berv_kms, blaze, grid):
+        layout = self.layout
+        batch_shape = counts.shape[:-2]
+        to_bin = np.where(blaze > 0, PRODUCT_STEP_AA / (blaze * layout.pixel_width_aa), np.nan).ravel()
+        flux_px = counts.reshape(batch_shape + (-1,)) * to_bin
+        var_px = np.maximum(variance.reshape(batch_shape + (-1,)), VARIANCE_FLOOR_E2) * to_bin**2
+
+        geom = self._merge_geometry(berv_kms, grid)
+        wb = geom.weight_b
+        wa = 1.0 - wb
+        flux_pair = wa * flux_px[..., geom.pixel_a] + wb * flux_px[..., geom.pixel_b]
+        var_pair = wa**2 * var_px[..., geom.pixel_a] + wb**2 * var_px[..., geom.pixel_b]
+        usable = np.isfinite(flux_pair) & np.isfinite(var_pair)
+        inv_var = np.where(usable, 1.0 / np.where(usable, var_pair, 1.0), 0.0)
+        weighted = np.where(usable, flux_pair, 0.0) * inv_var
+
+        to_grid = sparse.csr_matrix((np.ones(geom.bins.size), (np.arange(geom.bins.size), geom.bins)), shape=(geom.bins.size, geom.n_bins))
+        flat = (-1, geom.bins.size)
+        sum_inv = np.asarray(inv_var.reshape(flat) @ to_grid).reshape(batch_shape + (grid.size,))
+        sum_weighted = np.asarray(weighted.reshape(flat) @ to_grid).reshape(batch_shape + (grid.size,))
+        n_orders = np.asarray(usable.reshape(flat).astype(float) @ to_grid).reshape(batch_shape + (grid.size,)).astype(np.int8)
+
+        covered = sum_inv > 0
+        safe = np.where(covered, sum_inv, 1.0)
+        flux = np.where(covered, sum_weighted / safe, 0.0)
+        error = np.where(covered, 1.0 / np.sqrt(safe), 0.0)
+        return MergedSpectrum(grid, flux, error, n_orders, berv_kms)
