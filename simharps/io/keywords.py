@@ -30,9 +30,11 @@ Example
 import math
 import numbers
 import re
+import warnings
 
 import numpy as np
 from astropy.io import fits
+from astropy.io.fits.verify import VerifyWarning
 
 from simharps.errors import ParameterError
 from simharps.sites import SITES
@@ -98,7 +100,13 @@ def make_card(keyword, value, comment=""):
     if not _is_standard_keyword(keyword):
         keyword = f"HIERARCH {keyword}"
     try:  # formatting the image is what checks length and characters
-        return fits.Card.fromstring(fits.Card(keyword, value, comment).image)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", VerifyWarning)
+            try:
+                image = fits.Card(keyword, value, comment).image
+            except VerifyWarning:  # the comment does not fit beside a long keyword and value: drop it, keep the value
+                image = fits.Card(keyword, value).image
+        return fits.Card.fromstring(image)
     except (ValueError, TypeError) as exc:
         raise ParameterError(f"header keyword {keyword!r}: cannot store {value!r} ({exc})") from exc
 
