@@ -90,9 +90,10 @@ DEFAULTS = dict(logg_cgs=4.44, mh_dex=0.0, vsini_kms=2.0, vmac_kms=None, rv_kms=
 SMOOTH_STEP_AA = 1.0
 """Sampling of the smooth factors (dust, continuum extinction, optics, fibre injection) before interpolation."""
 
-V_BAND_WINDOW_AA = (BESSELL_V_WAVELENGTH_AA[0], 6950.0)
-"""Span over which a star is normalised to its V magnitude (the passband is < 0.01 beyond 6950 A; stopping there
-leaves room for the RV shift inside the stellar templates' 3700-7000 A)."""
+V_BAND_WINDOW_AA = (BESSELL_V_WAVELENGTH_AA[0], 6900.0)
+"""Span over which a star is normalised to its V magnitude. The Bessell passband beyond 6900 A (< 0.009) holds
+0.06 % of its weight, i.e. < 0.001 mag; stopping there lets a full-range product (3781-6913 A) serve as its own
+V-band spectrum and leaves room for RV shifts inside the stellar templates' 3700-7000 A."""
 
 WINDOW_MARGIN_KMS = 120.0
 """Extra working-grid span on each side of a window: |BERV| <= 32 km/s plus LSF and pixel integration."""
@@ -309,8 +310,9 @@ def simulate(params, seed, *, components=False, stages=None, window=None):
         counts_e = expected_e
 
     grid = product_grid(start_aa, stop_aa)
-    product = spectrograph.merge(counts_e, variance_e, values["berv_kms"], wavelength_grid_aa=grid)
-    noiseless = spectrograph.merge(expected_e, variance_e, values["berv_kms"], wavelength_grid_aa=grid)
+    drawn_and_expected = np.stack([counts_e, expected_e])
+    merged = spectrograph.merge(drawn_and_expected, np.broadcast_to(variance_e, drawn_and_expected.shape),
+                                values["berv_kms"], wavelength_grid_aa=grid)
 
     truth = {name: values.get(name) for name in sorted(values)}
     truth.update(snr_550=_sn50(expected_e, variance_e, spectrograph.layout), stages=sorted(enabled),
@@ -327,8 +329,8 @@ def simulate(params, seed, *, components=False, stages=None, window=None):
         parts["response"] = spectrograph.merge(smooth_e, variance_e, values["berv_kms"], wavelength_grid_aa=grid).flux
         parts = {name: array.astype(np.float32) for name, array in parts.items()}
 
-    return Simulation(grid, product.flux.astype(np.float32), product.error.astype(np.float32),
-                      noiseless.flux.astype(np.float32), truth, parts)
+    return Simulation(grid, merged.flux[0].astype(np.float32), merged.error[0].astype(np.float32),
+                      merged.flux[1].astype(np.float32), truth, parts)
 
 
 def simulate_batch(params_list, seeds, *, components=False, stages=None, window=None):
