@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 quickstart: $(STAMP)
-	$(VENV)/bin/simharps quickstart --out reports/quickstart
+	$(VENV)/bin/simharps spectrum --out reports/quickstart
 
 test: $(STAMP)
 	$(PY) -m pytest

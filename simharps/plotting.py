@@ -9,9 +9,11 @@ import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first
 import numpy as np  # noqa: E402
 
 
-def plot_spectrum(path, wavelength_air_aa, flux, *, title="", error=None, components=None, window=None):
+def plot_spectrum(path, wavelength_air_aa, flux, *, title="", error=None, components=None, window=None,
+                  overlay=None):
     """Write a PNG of ``flux`` against air wavelength; ``components`` (name -> array) go in a panel below.
 
+    ``overlay`` (name -> array) are drawn over the flux in the top panel (e.g. the response the product sits on);
     ``window`` = (start_aa, stop_aa) restricts the plot; zeros (the CCD gap of HARPS products) are not drawn.
     """
     wavelength_air_aa = np.asarray(wavelength_air_aa)
@@ -29,6 +31,9 @@ def plot_spectrum(path, wavelength_air_aa, flux, *, title="", error=None, compon
     axis.plot(wave, shown, lw=0.4, color="k", label="flux")
     if error is not None:
         axis.plot(wave, np.asarray(error)[keep], lw=0.4, color="tab:red", label="error")
+    for name, values in (overlay or {}).items():
+        axis.plot(wave, np.asarray(values)[keep], lw=0.8, label=name)
+    if error is not None or overlay:
         axis.legend(loc="upper right", fontsize=8)
     axis.set_ylabel("flux")
     axis.set_title(title, fontsize=10)
@@ -45,3 +50,15 @@ def plot_spectrum(path, wavelength_air_aa, flux, *, title="", error=None, compon
     figure.savefig(path, dpi=120)
     plt.close(figure)
     return path
+
+
+def plot_simulation(path, simulation, *, window=None):
+    """PNG of a simulated product (``simharps.forward.Simulation``) with its truth components below it."""
+    truth = simulation.truth
+    title = (f"simulated HARPS: Teff {truth['teff_k']:.0f} K, logg {truth['logg_cgs']:.2f}, [M/H] {truth['mh_dex']:+.2f}, "
+             f"V {truth['vmag']:.2f}, {truth['exptime_s']:.0f} s, airmass {truth['airmass']:.2f}, "
+             f"PWV {truth['pwv_mm']:.1f} mm, BERV {truth['berv_kms']:+.3f} km/s")
+    components = {name: simulation.components[name] for name in ("stellar", "telluric") if name in simulation.components}
+    overlay = {"response": simulation.components["response"]} if "response" in simulation.components else None
+    return plot_spectrum(path, simulation.wavelength_air_aa, simulation.flux, title=title, error=simulation.error,
+                         components=components, window=window, overlay=overlay)
