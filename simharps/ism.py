@@ -78,6 +78,7 @@ from scipy.special import voigt_profile
 from simharps.constants import C_KMS
 from simharps.errors import ParameterError
 from simharps.grids import air_to_vacuum, vacuum_to_air
+from simharps.kinematics import doppler_factor
 
 EXTINCTION_LAWS = {"G23": G23, "F99": F99, "CCM89": CCM89, "O94": O94, "F19": F19}
 """Supported R_V-dependent Milky Way extinction laws (``dust_extinction`` classes)."""
@@ -222,8 +223,7 @@ def interstellar_optical_depth(wavelength_air_aa, ebv_mag, ism_rv_kms=0.0, ism_b
         if not 0 <= logn_caii_cm2 <= 16:
             raise ParameterError(f"logn_caii_cm2 must lie in [0, 16] (log10 cm^-2), got {logn_caii_cm2}")
         components += [(CA_K, logn_caii_cm2), (CA_H, logn_caii_cm2)]
-    beta = ism_rv_kms / C_KMS
-    doppler = np.sqrt((1.0 + beta) / (1.0 - beta))
+    doppler = doppler_factor(ism_rv_kms)
     tau = np.zeros_like(wavelength_air_aa)
     for line, logn_cm2 in components:
         centre_air_aa = line.wavelength_air_aa * doppler

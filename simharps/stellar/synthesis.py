@@ -43,6 +43,7 @@ from simharps.broadening import DEFAULT_LIMB_DARKENING, broaden, broadening_marg
 from simharps.constants import C_KMS
 from simharps.errors import ParameterError
 from simharps.grids import WORKING_STEP_KMS
+from simharps.kinematics import doppler_factor
 from simharps.stellar.balmer import balmer_opacity
 from simharps.stellar.continuum import (
     backwarmed_temperature,
@@ -77,12 +78,6 @@ DEFAULT_VMIC_KMS = 1.0
 def default_vmac_kms(teff_k):
     """Radial-tangential macroturbulence of dwarfs, Valenti & Fischer (2005) eq. 1, at least 0.5 km/s."""
     return max(0.5, 3.98 + (teff_k - 5770.0) / 650.0)
-
-
-def doppler_factor(rv_kms):
-    """Relativistic Doppler factor sqrt((1 + v/c) / (1 - v/c))."""
-    beta = rv_kms / C_KMS
-    return float(np.sqrt((1.0 + beta) / (1.0 - beta)))
 
 
 def check_parameters(**values):

@@ -42,6 +42,7 @@ from simharps.broadening import DEFAULT_LIMB_DARKENING, broaden, broadening_marg
 from simharps.constants import C_KMS
 from simharps.errors import ParameterError
 from simharps.grids import WORKING_STEP_KMS
+from simharps.kinematics import doppler_factor
 from simharps.stellar.continuum import planck_flux
 from simharps.stellar.lines import line_parameters
 from simharps.stellar.spectrum import StellarSpectrum
@@ -52,7 +53,6 @@ from simharps.stellar.synthesis import (
     check_window,
     continuum_temperature,
     default_vmac_kms,
-    doppler_factor,
     lattice_indices,
     lattice_wavelengths,
     normalised_lines,
