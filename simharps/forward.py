@@ -58,6 +58,7 @@ from simharps.ism import extinction_transmission, interstellar_optical_depth
 from simharps.kinematics import barycentric_correction
 from simharps.lsf import convolve_gaussian_velocity
 from simharps.photometry import BESSELL_V_WAVELENGTH_AA, photon_flux, synthetic_vmag
+from simharps.sites import SITES
 from simharps.stellar import TemplateGrid
 from simharps.telescope import telescope_transmission
 
@@ -82,10 +83,11 @@ REFERENCE = dict(teff_k=5770.0, logg_cgs=4.44, mh_dex=0.0, vsini_kms=2.0, rv_kms
 REFERENCE_SNR_550 = 110.0
 
 DEFAULTS = dict(logg_cgs=4.44, mh_dex=0.0, vsini_kms=2.0, vmac_kms=None, rv_kms=0.0, ebv_mag=0.0, rv_dust=3.1,
-                extinction_law="G23", ism_rv_kms=0.0, airmass=1.2, pwv_mm=3.0, seeing_arcsec=1.0,
-                fibre_offset_arcsec=0.0, parallactic_angle_deg=0.0, read_noise_e=5.45, gain_e_per_adu=1.42,
+                extinction_law="G23", ism_rv_kms=0.0, airmass=1.2, pwv_mm=SITES["lasilla"]["median_pwv_mm"],
+                seeing_arcsec=1.0, fibre_offset_arcsec=0.0, parallactic_angle_deg=0.0,
+                read_noise_e=Detector.read_noise_e, gain_e_per_adu=Detector.gain_e_per_adu,
                 site="lasilla", instrument="HARPS")
-"""Values used for parameters a caller leaves out. ``pwv_mm`` = 3 mm is an assumed typical La Silla value."""
+"""Values used for parameters a caller leaves out (``pwv_mm``: the La Silla median, ``simharps.sites``)."""
 
 SMOOTH_STEP_AA = 1.0
 """Sampling of the smooth factors (dust, continuum extinction, optics, fibre injection) before interpolation."""

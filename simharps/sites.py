@@ -2,9 +2,13 @@
 
 Geodetic (WGS84) positions as the real headers give them in ``ESO TEL[n] GEOLAT/GEOLON/GEOELEV``: La Silla from
 the HARPS files, Paranal (UT3) from the ESPRESSO file; ``telescope`` is the ``TELESCOP`` value written for each.
+``median_pwv_mm``: night-time median precipitable water vapour, La Silla 3.9 mm (VLT site survey 1983-1989, VLT
+Report 62, 1990), Paranal 2.4 mm (LHATPRO radiometer, Querel & Kerber 2014, SPIE 9147).
 """
 
 SITES = {
-    "lasilla": {"lat_deg": -29.2584, "lon_deg": -70.7345, "elevation_m": 2400.0, "telescope": "ESO-3.6"},
-    "paranal": {"lat_deg": -24.6268, "lon_deg": -70.4045, "elevation_m": 2648.0, "telescope": "ESO-VLT-U3"},
+    "lasilla": {"lat_deg": -29.2584, "lon_deg": -70.7345, "elevation_m": 2400.0, "telescope": "ESO-3.6",
+                "median_pwv_mm": 3.9},
+    "paranal": {"lat_deg": -24.6268, "lon_deg": -70.4045, "elevation_m": 2648.0, "telescope": "ESO-VLT-U3",
+                "median_pwv_mm": 2.4},
 }

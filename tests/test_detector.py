@@ -28,7 +28,7 @@ def test_dark_is_subtracted_but_adds_noise():
     detector = Detector(dark_e_per_px_s=0.01, cosmic_residual_fraction=0.0, read_noise_e=0.0)
     rng = np.random.default_rng(3)
     counts_adu, error_adu, _ = detector.draw(np.zeros(100_000), exptime_s=1000.0, rng=rng)
-    dark_e = 0.01 * 1000.0 * 17
+    dark_e = 0.01 * 1000.0 * detector.n_window
     assert abs(counts_adu.mean()) < 0.02 * np.sqrt(dark_e)
     assert error_adu[0] == pytest.approx(np.sqrt(dark_e) / detector.gain_e_per_adu)
     assert counts_adu.std() * detector.gain_e_per_adu == pytest.approx(np.sqrt(dark_e), rel=0.02)
