@@ -84,7 +84,7 @@ REFERENCE_SNR_550 = 110.0
 
 DEFAULTS = dict(logg_cgs=4.44, mh_dex=0.0, vsini_kms=2.0, vmac_kms=None, rv_kms=0.0, ebv_mag=0.0, rv_dust=3.1,
                 extinction_law="G23", ism_rv_kms=0.0, airmass=1.2, pwv_mm=SITES["lasilla"]["median_pwv_mm"],
-                seeing_arcsec=1.0, fibre_offset_arcsec=0.0, parallactic_angle_deg=0.0,
+                seeing_arcsec=1.0, fibre_offset_arcsec=0.0, fibre_offset_angle_deg=0.0, parallactic_angle_deg=0.0,
                 read_noise_e=Detector.read_noise_e, gain_e_per_adu=Detector.gain_e_per_adu,
                 site="lasilla", instrument="HARPS")
 """Values used for parameters a caller leaves out (``pwv_mm``: the La Silla median, ``simharps.sites``)."""
@@ -180,6 +180,11 @@ def _resolve_parameters(params):
         raise ParameterError(f"seeing_arcsec must be > 0 arcsec, got {values['seeing_arcsec']}")
     if values["instrument"] != "HARPS":
         raise ParameterError(f"instrument {values['instrument']!r} is not simulated; only 'HARPS' (HAM mode) is")
+    if values.get("instrument_mode", "HAM") != "HAM":
+        raise ParameterError(f"instrument_mode {values['instrument_mode']!r} is not simulated yet; only 'HAM' is")
+    if values.get("fibre_era", "pre2015") != "pre2015":
+        raise ParameterError(f"fibre_era {values['fibre_era']!r} is not simulated yet: the order layout and blaze are "
+                             "those of the 2003 calibration ('pre2015')")
     if values.get("berv_kms") is None:
         missing = [name for name in ("ra_deg", "dec_deg", "mjd_utc") if values.get(name) is None]
         if missing:
@@ -248,7 +253,7 @@ def _photons_at_spectrograph(values, enabled, templates, start_aa, stop_aa, effi
     if "fibre" in enabled:
         smooth *= _smooth(wave_obs, lambda w: injection_efficiency(
             w, values["seeing_arcsec"], values["airmass"], values["fibre_offset_arcsec"],
-            parallactic_angle_deg=values["parallactic_angle_deg"]))
+            fibre_offset_angle_deg=values["fibre_offset_angle_deg"], parallactic_angle_deg=values["parallactic_angle_deg"]))
 
     per_kms = TELESCOPE_AREA_CM2 * values["exptime_s"] * wave_bary / C_KMS * efficiency
     continuum_photons = photon_flux(wave_bary, continuum_flam) * per_kms * smooth

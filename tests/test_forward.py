@@ -118,6 +118,7 @@ def test_reddening_changes_the_continuum_by_the_law():
 @pytest.mark.parametrize("change, name", [
     (dict(pwv_mm=-1.0), "pwv"), (dict(airmass=0.9), "airmass"), (dict(teff_k=9000.0), "teff_k"),
     (dict(extinction_law="XYZ", ebv_mag=0.1), "law"), (dict(exptime_s=0.0), "exptime_s"),
+    (dict(instrument_mode="EGGS"), "instrument_mode"), (dict(fibre_era="post2015"), "fibre_era"),
 ])
 def test_bad_parameters_name_the_parameter(change, name):
     with pytest.raises(ParameterError, match=name):
