@@ -4,6 +4,8 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from simharps import __version__
 from simharps.errors import SimharpsError
 
@@ -60,6 +62,43 @@ def _spectrum(args):
           f"SN50 {'n/a (order 50 outside the window)' if snr is None else f'{snr:.1f}'}")
 
 
+def _simulate(args):
+    from simharps.pipeline import simulate_scenario
+    from simharps.scenario import load_scenario
+
+    scenario = load_scenario(args.scenario)
+    out = Path(args.out) if args.out else Path("runs") / scenario.name
+    dataset = simulate_scenario(scenario, out, workers=args.workers, scheduler=args.scheduler,
+                                progress=not args.quiet, overwrite=args.overwrite)
+    failed = int(np.sum(dataset.table["failed"]))
+    print(f"{out}: {len(dataset)} spectra x {dataset.n_channels} channels ({failed} failed)")
+    if args.plot:
+        _plot_first(dataset, out / "first_spectrum.png")
+
+
+def _plot_first(dataset, path):
+    from simharps.plotting import plot_spectrum
+
+    row = dataset.table[0]
+    components = {name: dataset.components[name][0] for name in ("stellar", "telluric") if name in dataset.components}
+    overlay = {"response": dataset.components["response"][0]} if "response" in dataset.components else None
+    title = f"{row['target_id']} epoch {row['epoch']}: Teff {row['teff_k']:.0f} K, BERV {row['berv_kms']:+.3f} km/s"
+    plot_spectrum(path, dataset.wavelength_air_aa, dataset.flux[0], title=title, error=dataset.error[0],
+                  components=components, overlay=overlay)
+    print(path)
+
+
+def _ingest(args):
+    from simharps.pipeline import ingest_paths
+
+    dataset = ingest_paths(args.paths, args.out, workers=args.workers, progress=not args.quiet,
+                           overwrite=args.overwrite, labels_csv=args.labels)
+    rejected = dataset.manifest.get("rejected", [])
+    print(f"{args.out}: {len(dataset)} spectra ingested, {len(rejected)} files rejected")
+    for entry in rejected:
+        print(f"  rejected {entry['path']}: {entry['reason']}")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="simharps",
@@ -84,6 +123,27 @@ def build_parser():
     spectrum.add_argument("--window", nargs=2, type=float, metavar=("START_AA", "STOP_AA"),
                           help="simulate only this air wavelength range")
     spectrum.set_defaults(handler=_spectrum)
+
+    simulate = commands.add_parser("simulate", help="simulate a scenario YAML file into a dataset directory",
+                                   description="Simulate every spectrum of a scenario (or ingest its real-data "
+                                               "source) into a dataset; re-running resumes an interrupted run.")
+    simulate.add_argument("scenario", help="scenario YAML file (see scenarios/ and docs/scenarios.md)")
+    simulate.add_argument("--out", help="dataset directory (default: runs/<scenario name>)")
+    simulate.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    simulate.add_argument("--scheduler", help="Dask scheduler address, or 'local' for a LocalCluster of --workers")
+    simulate.add_argument("--quiet", action="store_true", help="no progress bar")
+    simulate.add_argument("--overwrite", action="store_true", help="replace a different dataset in --out")
+    simulate.add_argument("--plot", action="store_true", help="also write a PNG of the first spectrum")
+    simulate.set_defaults(handler=_simulate)
+
+    ingest = commands.add_parser("ingest", help="read archive products (files or folders) into a dataset")
+    ingest.add_argument("paths", nargs="+", metavar="FILE_OR_DIR")
+    ingest.add_argument("--out", required=True, help="dataset directory")
+    ingest.add_argument("--labels", help="CSV of literature labels (target name, teff_k, logg_cgs, mh_dex)")
+    ingest.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    ingest.add_argument("--quiet", action="store_true", help="no progress bar")
+    ingest.add_argument("--overwrite", action="store_true", help="replace a different dataset in --out")
+    ingest.set_defaults(handler=_ingest)
     return parser
 
 

@@ -1,0 +1,88 @@
+"""Scenario or archive files in, dataset out: the glue behind ``simharps simulate`` and ``simharps ingest``.
+
+``simulate_scenario`` turns a scenario's population into forward-model calls (one seed per row, keyed by target,
+epoch and variant through ``simharps.scenario.spectrum_seed``) and writes the dataset with
+``simharps.dataset.generate``; a scenario whose source is real data is ingested instead. ``ingest_paths`` reads
+archive products with ``simharps.ingest.prepare_files`` (in memory: fine for thousands of files; the archive's
+275,000 need the streaming path, see docs/ingest.md) and writes them in the same dataset format.
+
+Example
+-------
+>>> from simharps.scenario import load_scenario
+>>> from simharps.pipeline import simulate_scenario
+>>> dataset = simulate_scenario(load_scenario("scenarios/ci.yaml"), "runs/ci")
+"""
+
+from functools import partial
+
+import numpy as np
+
+from simharps.dataset import Channels, generate, write_dataset
+from simharps.errors import SimharpsError
+from simharps.forward import STAGES, simulate_batch
+from simharps.ingest import prepare_files
+from simharps.scenario import sample_population, spectrum_seed
+
+CHUNK_SIZE = 16
+"""Spectra per chunk file and per forward-model batch."""
+
+
+def _plain(value):
+    """A table cell as a JSON-able Python value (units dropped: columns are in the contract's units)."""
+    value = getattr(value, "value", value)
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def population_rows(scenario):
+    """The scenario's population as forward-model parameter dicts, each with its ``seed_key``."""
+    table = sample_population(scenario)
+    rows = []
+    for row in table:
+        params = {name: _plain(row[name]) for name in table.colnames}
+        params["seed_key"] = list(spectrum_seed(scenario, row).spawn_key)
+        rows.append(params)
+    return rows
+
+
+def _channels(scenario):
+    if scenario.subsample is None:
+        return None
+    start, stop = scenario.window_aa
+    return Channels(start_aa=start, stop_aa=stop, n_channels=scenario.subsample.channels,
+                    method=scenario.subsample.method)
+
+
+def simulate_scenario(scenario, out_dir, *, workers=1, scheduler=None, progress=True, overwrite=False):
+    """Simulate (or, for a real-data source, ingest) ``scenario`` into the dataset directory ``out_dir``."""
+    manifest_extra = {"scenario_name": scenario.name, "scenario_settings": scenario.to_dict(),
+                      "analysis": scenario.analysis, "regression": scenario.regression}
+    if scenario.kind == "real":
+        return ingest_paths(scenario.source_paths(), out_dir, workers=workers, progress=progress,
+                            overwrite=overwrite, manifest_extra=manifest_extra)
+    if scenario.model.stellar_model != "builtin":
+        raise SimharpsError(f"{scenario.path}: stellar_model {scenario.model.stellar_model!r} is not wired into the "
+                            "forward model yet; use stellar_model: builtin")
+    simulate = partial(simulate_batch, components=scenario.components,
+                       stages={name: name in scenario.stages for name in STAGES}, window=scenario.window_aa)
+    return generate(population_rows(scenario), scenario.seed, out_dir, simulate, chunk_size=CHUNK_SIZE,
+                    workers=workers, scheduler=scheduler, channels=_channels(scenario), progress=progress,
+                    scenario_text=scenario.text, manifest_extra=manifest_extra, overwrite=overwrite)
+
+
+def ingest_paths(paths, out_dir, *, workers=1, progress=True, overwrite=False, labels_csv=None,
+                 manifest_extra=None):
+    """Ingest archive files and folders into a dataset; rejected files are listed with reasons in the manifest."""
+    result = prepare_files(paths, labels_csv=labels_csv, workers=workers,
+                           progress=None if progress else False)  # None: a bar only when stderr is a terminal
+    if not result.rows:
+        reasons = "; ".join(f"{path}: {reason}" for path, reason in result.rejected) or "no FITS files found"
+        raise SimharpsError(f"nothing to ingest ({reasons})")
+    arrays = {"flux": result.flux, "error": result.error, **result.components}
+    extra = {**(manifest_extra or {}), "rejected": [{"path": path, "reason": reason}
+                                                      for path, reason in result.rejected]}
+    return write_dataset(out_dir, result.wavelength_air_aa, arrays, result.rows, source="real",
+                         manifest_extra=extra, overwrite=overwrite)
