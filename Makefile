@@ -22,6 +22,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 quickstart: $(STAMP)
+	$(VENV)/bin/simharps simulate scenarios/quickstart.yaml --out reports/quickstart/dataset --plot
 	$(VENV)/bin/simharps spectrum --out reports/quickstart
 
 test: $(STAMP)
