@@ -56,6 +56,19 @@ def _channels(scenario):
                     method=scenario.subsample.method)
 
 
+def simulate_dataset_batch(rows, seeds, **options):
+    """``simharps.forward.simulate_batch`` with no-data bins as NaN, the dataset convention of real and simulated sets.
+
+    The products themselves keep the archive's zeros where no order reaches (the CCD gap, the ends); a dataset
+    marks them NaN in ``flux`` and ``error`` exactly as ingest does for real products.
+    """
+    batch = simulate_batch(rows, seeds, **options)
+    no_data = batch.error == 0
+    batch.flux[no_data] = np.nan
+    batch.error[no_data] = np.nan
+    return batch
+
+
 def simulate_scenario(scenario, out_dir, *, workers=1, scheduler=None, progress=True, overwrite=False):
     """Simulate (or, for a real-data source, ingest) ``scenario`` into the dataset directory ``out_dir``."""
     manifest_extra = {"scenario_name": scenario.name, "scenario_settings": scenario.to_dict(),
@@ -66,7 +79,7 @@ def simulate_scenario(scenario, out_dir, *, workers=1, scheduler=None, progress=
     if scenario.model.stellar_model != "builtin":
         raise SimharpsError(f"{scenario.path}: stellar_model {scenario.model.stellar_model!r} is not wired into the "
                             "forward model yet; use stellar_model: builtin")
-    simulate = partial(simulate_batch, components=scenario.components,
+    simulate = partial(simulate_dataset_batch, components=scenario.components,
                        stages={name: name in scenario.stages for name in STAGES}, window=scenario.window_aa)
     return generate(population_rows(scenario), scenario.seed, out_dir, simulate, chunk_size=CHUNK_SIZE,
                     workers=workers, scheduler=scheduler, channels=_channels(scenario), progress=progress,

@@ -40,7 +40,8 @@ def test_stored_spectrum_is_the_forward_model_of_its_row(ci_dataset):
     direct = simulate(row, seed, window=scenario.window_aa)
     stored = dataset.flux[2]
     assert dataset.table["berv_kms"][2] == pytest.approx(direct.truth["berv_kms"], abs=1e-12)
-    covered = direct.flux > 0
+    covered = direct.error > 0
+    np.testing.assert_array_equal(np.isnan(stored), ~covered)
     # float16 storage after an exact power-of-two scaling (simharps.dataset): half a unit in the last place at most
     assert np.max(np.abs(stored[covered] - direct.flux[covered]) / direct.flux[covered]) <= 2.0**-11
 
@@ -68,3 +69,15 @@ def test_ingest_real_folder_lists_rejections(harps_dir, tmp_path, capsys):
     assert any("e2ds" in name for name in rejected) and len(rejected) == 3
     assert "telluric" in dataset.components
     assert "3 spectra ingested, 3 files rejected" in capsys.readouterr().out
+
+
+def test_dataset_batches_mark_the_ccd_gap_as_nan_like_ingest():
+    from simharps.pipeline import simulate_dataset_batch
+
+    params = dict(teff_k=5800.0, vmag=8.0, exptime_s=300.0, berv_kms=0.0)
+    batch = simulate_dataset_batch([params], [1], window=(5290.0, 5350.0))
+    product = simulate(params, 1, window=(5290.0, 5350.0))
+    gap = product.flux == 0
+    assert 3000 < gap.sum() < 3500  # ~33 A of the 5303-5337 A gap
+    np.testing.assert_array_equal(np.isnan(batch.flux[0]), gap)
+    np.testing.assert_array_equal(batch.flux[0][~gap], product.flux[~gap])
