@@ -289,7 +289,7 @@ def barycentric_correction_terms(
     )
 
 
-def _eso_sexagesimal_deg(value, hours):
+def eso_sexagesimal_deg(value, hours):
     """Degrees from an ESO TARG ALPHA (HHMMSS.sss) or DELTA (+-DDMMSS.ss) header number."""
     value = float(value)
     sign, value = (-1.0 if value < 0 else 1.0), abs(value)
@@ -324,8 +324,8 @@ def berv_inputs_from_header(header):
     uses_proper_motion = "ESO QC BERV" in header and "ESO DRS BERV" not in header
     pm_scale = 1000.0 if uses_proper_motion else 0.0
     return {
-        "ra_deg": _eso_sexagesimal_deg(header[f"{prefix} TARG ALPHA"], hours=True),
-        "dec_deg": _eso_sexagesimal_deg(header[f"{prefix} TARG DELTA"], hours=False),
+        "ra_deg": eso_sexagesimal_deg(header[f"{prefix} TARG ALPHA"], hours=True),
+        "dec_deg": eso_sexagesimal_deg(header[f"{prefix} TARG DELTA"], hours=False),
         "mjd_utc": float(header["MJD-OBS"]),
         "exptime_s": float(header["EXPTIME"]),
         "site": location,

@@ -52,6 +52,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from simharps.errors import ParameterError
+from simharps.kinematics import eso_sexagesimal_deg
 
 J2000 = 2000.0
 _GLIESE = re.compile(r"^(GLIESE|GL|GJ)(?=\d)")
@@ -73,15 +74,6 @@ def normalise_name(name):
     return _CATALOGUE_NUMBER.sub(r"\1\2", text)
 
 
-def _sexagesimal_deg(value, hours):
-    value = float(value)
-    sign, value = (-1.0 if value < 0 else 1.0), abs(value)
-    whole, seconds = divmod(value, 100.0)
-    units, minutes = divmod(whole, 100.0)
-    angle = sign * (units + minutes / 60.0 + seconds / 3600.0)
-    return angle * 15.0 if hours else angle
-
-
 def _number(header, key):
     value = header.get(key)
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
@@ -93,7 +85,7 @@ def target_position(header, meta):
         alpha, delta = _number(header, f"{prefix} TARG ALPHA"), _number(header, f"{prefix} TARG DELTA")
         if alpha is None or delta is None:
             continue
-        ra, dec = _sexagesimal_deg(alpha, hours=True), _sexagesimal_deg(delta, hours=False)
+        ra, dec = eso_sexagesimal_deg(alpha, hours=True), eso_sexagesimal_deg(delta, hours=False)
         pma = _number(header, f"{prefix} TARG PMA") or 0.0
         pmd = _number(header, f"{prefix} TARG PMD") or 0.0
         years = J2000 - (_number(header, f"{prefix} TARG EPOCH") or J2000)
