@@ -7,7 +7,7 @@ from simharps.constants import C_KMS
 from simharps.errors import ParameterError
 from simharps.grids import WORKING_STEP_KMS
 from simharps.stellar.continuum import planck_flux
-from simharps.stellar.linelist import load_line_table
+from simharps.stellar.linelist import load_line_table, maximum_depth
 from simharps.stellar.spectrum import StellarSpectrum
 from simharps.stellar.synthesis import synthesize
 from simharps.stellar.templates import TemplateGrid
@@ -87,6 +87,32 @@ def test_curve_of_growth_with_metallicity():
     strong_growth = widths["strong", 0.5] / widths["strong", 0.0]
     assert 2.0 < weak_growth < 10**0.5 * 1.01  # nearly linear: up to x3.16 for +0.5 dex
     assert strong_growth < 0.7 * weak_growth  # saturated: slower (damping-wing regime ~ sqrt)
+
+
+def test_maximum_depth_trends_and_saturated_core():
+    # Planck contrast: cores of opaque lines are deeper in cool stars and in the blue
+    assert maximum_depth(5200.0, 3500.0) > maximum_depth(5200.0, 5770.0) > maximum_depth(5200.0, 7000.0)
+    assert maximum_depth(4200.0, 5770.0) > maximum_depth(6500.0, 5770.0)
+    assert 0.85 < maximum_depth(5200.0, 5770.0) < 0.97
+    # the Mg b 5183.6 A core (eta_0 >> 1) saturates at 1 - A_c, not at zero flux
+    s = synthesize(5770, 4.44, 0.0, vmac_kms=0.0, window=(5182.0, 5185.0))
+    assert s.normalised.min() == pytest.approx(1.0 - maximum_depth(5183.6, 5770.0), abs=0.01)
+
+
+def test_isolated_line_depth_inverts_the_table():
+    # unbroadened, at the G2 type's own Teff/logg: an isolated moderate line returns its tabulated depth
+    table = load_line_table()
+    g2 = list(table.spectral_types).index("G2")
+    isolated = np.r_[np.inf, np.diff(table.wavelength_air_aa)] > 0.6
+    isolated &= np.r_[np.diff(table.wavelength_air_aa), np.inf] > 0.6
+    in_range = (table.wavelength_air_aa > 5000) & (table.wavelength_air_aa < 6400)
+    candidates = np.flatnonzero(isolated & in_range & (table.depth[g2] > 0.3) & (table.depth[g2] < 0.6))[:5]
+    assert len(candidates) == 5
+    for index in candidates:
+        centre = table.wavelength_air_aa[index]
+        s = synthesize(table.teff_type_k[g2], table.logg_type_cgs[g2], 0.0, vmic_kms=1.0, vmac_kms=0.0,
+                       window=(centre - 0.5, centre + 0.5))
+        assert 1.0 - s.normalised.min() == pytest.approx(table.depth[g2, index], abs=0.02), centre
 
 
 def test_mg_b_wings_widen_with_logg():

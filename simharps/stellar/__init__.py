@@ -2,8 +2,8 @@
 
 * ``synthesize(teff_k, logg_cgs, mh_dex, vmic_kms, vmac_kms, vsini_kms, rv_kms, window=...)``: one spectrum
   from the shipped VALD-derived line table (``simharps/data/stellar_lines.md``), Voigt profiles in a
-  Milne-Eddington curve of growth, Stark-broadened Balmer wings, a backwarmed Planck continuum,
-  rotation + macroturbulence, relativistic Doppler shift (``synthesis``).
+  Milne-Eddington curve of growth with a finite maximum core depth, Stark-broadened Balmer wings, a
+  backwarmed Planck continuum, rotation + macroturbulence, relativistic Doppler shift (``synthesis``).
 * ``TemplateGrid``: disk-cached rest-frame templates on a (Teff, logg, [M/H]) grid, interpolated,
   broadened and shifted per star in tens of milliseconds (``templates``).
 * ``PhoenixGrid`` / ``FitsGrid``: PHOENIX HiRes files (Husser et al. 2013) or any FITS grid indexed by

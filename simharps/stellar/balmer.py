@@ -21,12 +21,18 @@ with E_2 = 10.20 eV (n = 2 excitation) and E_H- = 0.754 eV (H- binding). The rem
 dependence, through the fraction of electrons that come from hydrogen in the hotter stars, is
 ``S_n ~ (g / g_ref)^0.1`` (a weak, documented approximation).
 
+The Balmer eta adds to the metal-line eta (blends in opacity) inside the common residual-flux law
+``r = 1 - A_c eta / (1 + eta)`` of ``simharps.stellar.linelist`` (wing depth ~ A_c eta).
+
 Calibration: S_alpha,ref and S_beta,ref were fitted to the wings (1.5-70 A from the centre, metal-line
 free pixels, with a linear continuum) of the
-real ESPRESSO spectrum of HD 41248 (Teff 5713 K, logg 4.48, [Fe/H] -0.37), continuum-normalised;
+real ESPRESSO spectrum of HD 41248 (Teff 5713 K, logg 4.48, [Fe/H] -0.37), continuum-normalised,
+with A_c = 1 (S = 0.96, 1.10); they are carried over to the A_c law by dividing by A_c of HD 41248 at
+the line (0.864 at H-alpha, 0.931 at H-beta), which keeps the fitted wing depths;
 the higher members scale from H-beta by ``f_n lambda_n^5 X_n^(3/2)`` with X_n = n_u^2 - 4, the
 linear Stark splitting scale (Holtsmark wing coefficient). Chromospheric cores are not modelled:
-the summed Balmer eta is limited to ``ETA_CORE_MAX`` (central depth 0.8). These are approximations
+the summed Balmer eta is limited to ``ETA_CORE_MAX`` = 10 (central depth 0.91 A_c: 0.79 at H-alpha
+for HD 41248, whose real core depth at R = 115,000 is 0.79). These are approximations
 of a full Stark-profile synthesis (e.g. Vidal, Cooper & Smith 1973 tables), good for shapes in F-K
 dwarfs; the Teff scaling of the wings is not verified against real F stars.
 
@@ -50,13 +56,13 @@ OSCILLATOR_STRENGTH = np.array([0.6407, 0.1193, 0.04467, 0.02209, 0.01270, 0.008
 
 TEFF_REFERENCE_K = 5713.0
 LOGG_REFERENCE_CGS = 4.48
-S_ALPHA_REF = 0.96
-S_BETA_REF = 1.10
+S_ALPHA_REF = 1.11
+S_BETA_REF = 1.18
 WING_EXPONENT = 2.0
 EXCITATION_PLUS_HMINUS_EV = 10.199 + 0.754
 K_BOLTZMANN_EV = 8.617333e-5
 LOGG_EXPONENT = 0.1
-ETA_CORE_MAX = 4.0
+ETA_CORE_MAX = 10.0
 HALF_WINDOW_AA = 400.0
 
 

@@ -11,11 +11,12 @@ continuum temperature to (Chalonge & Kourganoff; Gray 2005, ch. 17)::
 
 beta(lambda) is the blanketing coefficient of the synthesised lines: the summed equivalent widths
 of the line table and the Balmer lines per 50 A bin, divided by the bin width (the equivalent width
-of each line from the Milne-Eddington curve of growth, Doppler core and damping wing). Outside the
+of each line from the Milne-Eddington curve of growth, Doppler core and damping wing, times the
+maximum central depth A_c of ``simharps.stellar.linelist.maximum_depth``). Outside the
 synthesis range beta is held at the value of the first bin on the blue side (the near-UV is at least
 as blanketed) and decays as (lambda_edge / lambda)^4 on the red side.
 
-The emergent (surface) flux is ``F_c(lambda) / (1 + eta(lambda))``, so the blue is suppressed
+The emergent (surface) flux is ``F_c(lambda) [1 - A_c eta(lambda) / (1 + eta(lambda))]``, so the blue is suppressed
 relative to a blackbody of Teff while the red is raised: a continuum shape that depends on Teff and
 on the line content. Approximations: grey backwarming, no bound-free edges (the Balmer jump at
 3646 A lies outside the HARPS range), missing weak lines (VALD depth < 0.1) underestimate beta.
@@ -46,7 +47,7 @@ def planck_flux(wavelength_aa, temperature_k):
 
 
 def _core_curve_of_growth():
-    """Tabulated W/dv_D = int eta0 e^-u^2 / (1 + eta0 e^-u^2) du on a grid of log10 eta0."""
+    """Tabulated W/(A_c dv_D) = int eta0 e^-u^2 / (1 + eta0 e^-u^2) du on a grid of log10 eta0."""
     log_eta = np.linspace(-6, 8, 281)
     u = np.linspace(-8, 8, 4001)
     profile = np.exp(-u**2)[None, :] * 10.0 ** log_eta[:, None]
@@ -56,12 +57,12 @@ def _core_curve_of_growth():
 _LOG_ETA_TABLE, _CORE_WIDTH_TABLE = _core_curve_of_growth()
 
 
-def equivalent_widths_kms(eta0, sigma_kms, gamma_kms):
-    """Milne-Eddington equivalent widths (km/s) of Voigt lines: max of Doppler-core and damping-wing widths."""
+def equivalent_widths_kms(eta0, sigma_kms, gamma_kms, max_depth):
+    """Milne-Eddington equivalent widths (km/s) of Voigt lines, ``A_c`` times the max of core and wing widths."""
     dv_doppler = np.sqrt(2.0) * sigma_kms
     core = dv_doppler * np.interp(np.log10(np.maximum(eta0, 1e-30)), _LOG_ETA_TABLE, _CORE_WIDTH_TABLE)
     wing = np.pi * np.sqrt(eta0 * gamma_kms / (np.pi * voigt_profile(0.0, sigma_kms, gamma_kms)))
-    return np.maximum(core, wing)
+    return max_depth * np.maximum(core, wing)
 
 
 def blanketing_coefficient(bin_edges_aa, line_wavelength_aa, line_width_aa, balmer_eta_function):

@@ -6,16 +6,32 @@ VALD-derived depth tables of 16 dwarf spectral types F0..M5; provenance in
 damping constants, and the VALD central depth per spectral type (0 = not listed, i.e. shallower
 than 0.1). The types map to Teff and logg through the Pecaut & Mamajek (2013) dwarf sequence.
 
-From depth to line-centre opacity (Milne-Eddington, Minnaert form)
------------------------------------------------------------------
-With a source function linear in continuum optical depth and a line-to-continuum opacity ratio
-eta, the residual flux of a line is ``r = 1 / (1 + eta)`` (maximum depth 1; Mihalas 1978, sect. 10-3,
-in Minnaert's form). A tabulated central depth d therefore gives ``eta_0 = d / (1 - d)``. Opacities of
-overlapping lines add, so blends combine as ``r = 1 / (1 + sum eta_i phi_i)``; scaling eta_0 by the
-abundance gives a curve of growth (linear for weak lines, logarithmic in the Doppler core,
-square-root on the damping wings).
+From depth to line-centre opacity (Milne-Eddington, Minnaert form with a finite core)
+------------------------------------------------------------------------------------
+In a Milne-Eddington atmosphere (line-to-continuum opacity ratio eta constant with depth) whose source
+function is linear in continuum optical depth, ``S = a + b tau_c``, the emergent flux is
+``F = a + (2/3) b / (1 + eta)`` (Eddington-Barbier; Mihalas 1978, sect. 10-3), so the residual flux is
+Minnaert's (1935) saturation law with a maximum central depth A_c < 1::
 
-Depths near 1 are saturated and say little about eta_0. They are complemented by the Boltzmann
+    r = 1 - A_c eta / (1 + eta),      A_c = 1 - S(tau = 0) / F_c ~ 1 - B_lambda(T_0) / B_lambda(Teff)
+
+An infinitely opaque line keeps the residual flux 1 - A_c of the source function at the surface
+(Gray 2005, ch. 13 and 16, "maximum depth" of the curve of growth). ``maximum_depth`` takes
+T_0 = ``CORE_TEMPERATURE_RATIO`` Teff = 0.66 Teff, below the grey-atmosphere boundary value 0.84 Teff
+because the cores of strong lines form high up, where scattering (NLTE) pulls the line source function
+below the Planck function; 0.66 was fitted to the cores of the strongest lines of the real ESPRESSO
+spectrum of HD 41248 at R = 115,000 (Mg b, Fe I 4383/4404/5269/5328/5371, Cr I 5206/5208: mean model -
+real residual flux +0.008, rms 0.03 over 22 lines; before, with A_c = 1: -0.067). A_c then grows toward
+the blue and toward cool stars (0.92 at 5200 A and 0.96 at 4000 A for a G2 dwarf, 0.86 at 5200 A for
+F0, 0.98 for M3), as the Planck contrast does. The same law inverts a tabulated central depth d:
+``eta_0 = d / (A_c - d)`` with A_c at the line and at the type's Teff (d clipped at
+``MAX_DEPTH_FRACTION`` A_c, see below). Opacities of overlapping lines add, so blends combine as
+``r = 1 - A_c eta / (1 + eta)`` with ``eta = sum eta_i phi_i``; scaling eta_0 by the abundance gives a
+curve of growth (linear for weak lines, logarithmic in the Doppler core, square-root on the damping
+wings).
+
+Depths near A_c are saturated and say little about eta_0 (VALD lists depths up to 0.98 for G2, above
+A_c; ``MAX_DEPTH_FRACTION`` = 0.98 caps eta_0 from a depth at 49). They are complemented by the Boltzmann
 relation ``log eta_0 = c_s + log gf - theta E_low``, with the excitation temperature
 ``theta = 5040 / T_exc`` fitted per spectral type on the Fe I lines of moderate depth (0.1-0.6) and the
 offset c_s per species and type (median over its moderate lines, at least 3 of them): saturated lines
@@ -28,17 +44,20 @@ calibrate (H and K are saturated): it borrows the Fe II offset plus ``CA2_FROM_F
 eps_Fe) + log(U_FeII / U_CaII) = -1.16 + 1.33 (solar abundances of Asplund et al. 2009; partition
 functions at 5000 K), which gives H and K their broad damping wings.
 
-Limits (say them wherever built-in spectra are used): the VALD depths are central depths of
-isolated lines at solar abundances for the dwarf sequence, at an assumed microturbulence of
+Limits (say them wherever built-in spectra are used): A_c is one law for all lines (the very
+strong resonance lines Na D keep too much core flux: 0.13 vs 0.06 in HD 41248; the red Ca I lines
+6122/6162/6439 are 0.04-0.06 too shallow), no chromospheric emission cores; the VALD depths are
+central depths of isolated lines at solar abundances for the dwarf sequence, at an assumed microturbulence of
 1 km/s (``REFERENCE_VMIC_KMS``); weak lines (VALD depth < 0.1) are missing unless their species is
 calibrated; the M tables hold only the deepest TiO lines, so M-dwarf molecular-band
 pseudo-continua are absent (use the PHOENIX path for M dwarfs).
 
 Example
 -------
->>> from simharps.stellar.linelist import load_line_table
+>>> from simharps.stellar.linelist import load_line_table, maximum_depth
 >>> table = load_line_table()
 >>> log_eta = table.log_eta_at(5770.0)      # line-centre log10 opacity ratio of every line at G2V
+>>> a_c = maximum_depth(table.wavelength_air_aa, 5770.0)   # maximum central depth at each line
 """
 
 from dataclasses import dataclass
@@ -48,6 +67,7 @@ from importlib import resources
 import numpy as np
 
 from simharps.errors import ParameterError
+from simharps.stellar.continuum import planck_flux
 
 REFERENCE_VMIC_KMS = 1.0
 """Microturbulence assumed for the tabulated VALD depths, km/s."""
@@ -55,7 +75,10 @@ REFERENCE_VMIC_KMS = 1.0
 TEFF_RANGE_K = (3000.0, 7250.0)
 """Teff span of the built-in synthesis: the F0..M5 tables (7220-3060 K) with small margins."""
 
-MAX_DEPTH = 0.995
+CORE_TEMPERATURE_RATIO = 0.66
+"""T_0 / Teff: effective temperature of the line source function at the surface (fitted, see above)."""
+MAX_DEPTH_FRACTION = 0.98
+"""Tabulated depths are clipped at this fraction of A_c before the inversion (saturated lines)."""
 MODERATE_DEPTH = (0.1, 0.6)
 NO_OPACITY_LOG_ETA = -6.0
 MIN_CALIBRATION_LINES = 3
@@ -123,11 +146,21 @@ def check_teff(teff_k):
         )
 
 
-def _boltzmann_relation(depth, loggf, e_low_ev, species_index, names):
+def maximum_depth(wavelength_aa, teff_k):
+    """Central depth A_c = 1 - B_lambda(T_0) / B_lambda(Teff) of an infinitely opaque line (T_0 = 0.66 Teff)."""
+    return 1.0 - planck_flux(wavelength_aa, CORE_TEMPERATURE_RATIO * teff_k) / planck_flux(wavelength_aa, teff_k)
+
+
+def log_eta_from_depth(depth, max_depth):
+    """log10 eta_0 = log10(d / (A_c - d)), the inverse of ``d = A_c eta_0 / (1 + eta_0)`` (d clipped below A_c)."""
+    d = np.clip(depth, 1e-3, MAX_DEPTH_FRACTION * max_depth)
+    return np.log10(d / (max_depth - d))
+
+
+def _boltzmann_relation(depth, max_depth, loggf, e_low_ev, species_index, names):
     """log eta from log gf and E_low for one spectral type (NaN where uncalibrated), and theta_exc."""
-    d = np.clip(depth, 0.0, MAX_DEPTH)
     moderate = (depth >= MODERATE_DEPTH[0]) & (depth <= MODERATE_DEPTH[1])
-    log_eta_depth = np.log10(np.where(moderate, d, 0.5) / (1.0 - np.where(moderate, d, 0.5)))
+    log_eta_depth = log_eta_from_depth(np.where(moderate, depth, 0.5), max_depth)
     fe = moderate & (species_index == int(np.flatnonzero(names == "Fe 1")[0]))
     slope, _ = np.polyfit(e_low_ev[fe], log_eta_depth[fe] - loggf[fe], 1)
     theta = -slope
@@ -143,12 +176,11 @@ def _boltzmann_relation(depth, loggf, e_low_ev, species_index, names):
     return offsets[species_index] + loggf - theta * e_low_ev, theta
 
 
-def _line_centre_opacity(depth, log_eta_gf, teff_type_k):
+def _line_centre_opacity(depth, max_depth, log_eta_gf, teff_type_k):
     """(n_types, n_lines) log eta: from depths where listed, interpolated/extrapolated elsewhere."""
     n_types, n_lines = depth.shape
     listed = depth > 0
-    d = np.clip(depth, 1e-3, MAX_DEPTH)
-    log_eta = np.log10(d / (1.0 - d))
+    log_eta = log_eta_from_depth(depth, max_depth)
     saturated = listed & (depth > MODERATE_DEPTH[1]) & np.isfinite(log_eta_gf)
     log_eta[saturated] = np.maximum(log_eta[saturated], log_eta_gf[saturated])
     rows = np.arange(n_types)[:, None]
@@ -181,7 +213,8 @@ def load_line_table():
     e_low = raw["e_low_ev"].astype(np.float64)
     species_index = raw["species_index"].astype(np.intp)
     names = raw["species_names"]
-    results = [_boltzmann_relation(d, loggf, e_low, species_index, names) for d in depth]
+    max_depth = maximum_depth(raw["wavelength_air_aa"][None, :], raw["teff_k"][:, None])
+    results = [_boltzmann_relation(d, a, loggf, e_low, species_index, names) for d, a in zip(depth, max_depth)]
     log_eta_gf = np.stack([r[0] for r in results])
     return LineTable(
         wavelength_air_aa=raw["wavelength_air_aa"],
@@ -196,7 +229,7 @@ def load_line_table():
         log_gamma_stark=raw["log_gamma_stark"].astype(np.float64),
         vdw_code=raw["vdw_code"].astype(np.float64),
         depth=depth,
-        log_eta_type=_line_centre_opacity(depth, log_eta_gf, raw["teff_k"]),
+        log_eta_type=_line_centre_opacity(depth, max_depth, log_eta_gf, raw["teff_k"]),
         teff_type_k=raw["teff_k"],
         logg_type_cgs=raw["logg_cgs"],
         spectral_types=raw["spectral_types"],

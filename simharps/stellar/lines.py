@@ -2,13 +2,15 @@
 
 Equation
 --------
-Each line adds a line-to-continuum opacity ratio (Milne-Eddington, see ``linelist``)::
+Each line adds a line-to-continuum opacity ratio (Milne-Eddington with a finite core, see ``linelist``)::
 
     eta_i(v) = eta_0,i * V(v - v_i; sigma_i, gamma_i) / V(0; sigma_i, gamma_i)
 
 with V the Voigt profile (``scipy.special.voigt_profile``), v the velocity offset from the line centre
 (km/s; the grid is uniform in ln lambda, so offsets are pixel offsets times the step). The emergent
-normalised flux of all lines is ``1 / (1 + sum_i eta_i)``.
+normalised flux of all lines is ``1 - A_c eta / (1 + eta)`` with ``eta = sum_i eta_i`` (blends add in
+opacity) and A_c the maximum central depth of ``linelist.maximum_depth`` (carried per line in
+``LineParameters.max_depth`` for the curve of growth of the blanketing).
 
 Line-centre opacity (the physics that moves the lines with the stellar parameters):
 
@@ -34,7 +36,8 @@ at 10^4 K when VALD gives none (a typical Unsold-times-2 value). The line-formin
 scaling is the usual grey-atmosphere result ``P ~ g^(1/2..2/3)``).
 
 Approximations: one line-forming layer per star (no depth dependence of T, N_H, N_e); Milne-
-Eddington line formation (maximum depth 1, no chromospheric cores); no isotopic or hyperfine
+Eddington line formation (maximum depth A_c(lambda, Teff) < 1 from one surface source-function
+temperature for every line, no chromospheric emission cores); no isotopic or hyperfine
 structure; lines shallower than 0.1 in the VALD tables are missing unless filled from the
 Boltzmann relation (see ``linelist``). Each line is evaluated on its own window out to where eta_i
 falls below 2e-4 (windows bucketed by power-of-two length and scattered with ``np.bincount``).
@@ -42,10 +45,11 @@ falls below 2e-4 (windows bucketed by power-of-two length and scattered with ``n
 Example
 -------
 >>> import numpy as np
->>> from simharps.stellar.lines import line_opacity
+>>> from simharps.stellar.linelist import maximum_depth
+>>> from simharps.stellar.lines import line_opacity, line_parameters
 >>> ln_wave = np.log(5000.0) + np.arange(20000) * 0.15 / 299792.458
 >>> eta = line_opacity(ln_wave, 0.15, line_parameters(teff_k=5770, logg_cgs=4.44, mh_dex=0.0, vmic_kms=1.0))
->>> normalised = 1 / (1 + eta)
+>>> normalised = 1 - maximum_depth(np.exp(ln_wave), 5770.0) * eta / (1 + eta)
 """
 
 from typing import NamedTuple
@@ -55,7 +59,7 @@ from scipy.special import gamma as gamma_function
 from scipy.special import voigt_profile
 
 from simharps.constants import C_KMS
-from simharps.stellar.linelist import REFERENCE_VMIC_KMS, load_line_table
+from simharps.stellar.linelist import REFERENCE_VMIC_KMS, load_line_table, maximum_depth
 
 K_BOLTZMANN_CGS = 1.380649e-16
 AMU_G = 1.66053907e-24
@@ -72,12 +76,14 @@ CHUNK_ELEMENTS = 1 << 22
 
 
 class LineParameters(NamedTuple):
-    """Per-line quantities for one star: air wavelength (A), eta_0, Gaussian sigma and Lorentz HWHM (km/s)."""
+    """Per-line quantities for one star: air wavelength (A), eta_0, Gaussian sigma and Lorentz HWHM (km/s),
+    and the maximum central depth A_c at the line."""
 
     wavelength_air_aa: np.ndarray
     eta0: np.ndarray
     sigma_kms: np.ndarray
     gamma_kms: np.ndarray
+    max_depth: np.ndarray
 
 
 def photosphere_state(teff_k, logg_cgs):
@@ -125,7 +131,7 @@ def line_parameters(teff_k, logg_cgs, mh_dex, vmic_kms, table=None):
     gamma6 = van_der_waals_per_perturber(table.vdw_code, mass, temperature)
     damping = gamma_rad + gamma_stark * n_e + gamma6 * n_h
     gamma_kms = damping * wave * 1e-8 / (4.0 * np.pi) / 1e5
-    return LineParameters(wave, eta0, dv_doppler / np.sqrt(2.0), gamma_kms)
+    return LineParameters(wave, eta0, dv_doppler / np.sqrt(2.0), gamma_kms, maximum_depth(wave, teff_k))
 
 
 def _half_width_kms(eta0, sigma_kms, gamma_kms):
@@ -143,7 +149,7 @@ def line_opacity(ln_wavelength_air, step_kms, parameters, doppler_factor=1.0):
     ``doppler_factor`` multiplies every line wavelength (relativistic Doppler factor of the star's RV),
     so lines land at their shifted positions exactly, without resampling.
     """
-    wave, eta0, sigma, gamma = parameters
+    wave, eta0, sigma, gamma, _ = parameters
     n_pix = len(ln_wavelength_air)
     dln = step_kms / C_KMS
     centre_px = (np.log(wave * doppler_factor) - ln_wavelength_air[0]) / dln

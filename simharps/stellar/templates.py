@@ -5,7 +5,7 @@ Method
 Synthesising a full-range spectrum costs about a second; a batch of thousands of stars instead
 interpolates unbroadened rest-frame templates built once on a (Teff, logg, [M/H]) grid:
 
-1. template(Teff_j, logg_k, [M/H]_l): continuum-normalised flux ``1 / (1 + eta)`` of
+1. template(Teff_j, logg_k, [M/H]_l): continuum-normalised flux ``1 - A_c eta / (1 + eta)`` of
    ``simharps.stellar.synthesis`` at the grid's microturbulence, rest frame, no rotation or
    macroturbulence, on the synthesis lattice over ``TEMPLATE_RANGE_AA`` (float32), plus the ratio
    T_b / Teff of its backwarmed continuum temperature. Built on first use and cached under
@@ -58,7 +58,8 @@ from simharps.stellar.synthesis import (
     normalised_lines,
 )
 
-TEMPLATE_VERSION = 1
+TEMPLATE_VERSION = 2
+"""Bumped with every change of the synthesis physics (2: finite core depth A_c), so stale caches are not read."""
 TEMPLATE_RANGE_AA = ALLOWED_RANGE_AA
 TEFF_NODES_K = np.arange(3000.0, 7250.0 + 1.0, 250.0)
 LOGG_NODES_CGS = np.arange(3.0, 5.5 + 0.01, 0.5)
