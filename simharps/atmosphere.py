@@ -60,7 +60,10 @@ Approximations
   1 mm PWV): what is dropped is weak line-wing absorption below that level
   (< 1e-5 * X * PWV in optical depth).
 * Lines are evaluated on a 0.1 km/s vacuum log-lambda grid; run-time values
-  between grid points are linear interpolations of the optical depth.
+  between grid points are linear interpolations of the optical depth. The
+  table position of an air wavelength is itself interpolated between exact
+  air-to-vacuum conversions every 0.02 A (< 1e-6 km/s off), and the native
+  transmission is returned in float32.
 * ``resolution=None`` samples the native (unconvolved) transmission at the
   requested wavelengths: pass a grid of <= 0.2 km/s (telluric lines are
   1-2 km/s wide) when the result is to be multiplied with a spectrum.
@@ -122,6 +125,15 @@ PWV_REFERENCE_MM = 1.0
 SPECIES = ("O2", "H2O")
 TABLE_FILES = {"O2": "telluric_o2.npz", "H2O": "telluric_h2o.npz"}
 EXTINCTION_FILE = "telluric_extinction_lasilla.npz"
+
+FLOAT32_DEPTH_LIMIT = 2.0
+"""Optical depth above which the native transmission is recomputed in float64: below it the float32 rounding of the
+depth (~2e-7 relative) changes exp(-tau) by < 1e-6 relative."""
+
+POSITION_NODE_STEP_AA = 0.02
+"""Spacing (air, A) of the nodes between which run-time table positions are linearly interpolated instead of
+converting every wavelength to vacuum. The position's curvature is that of ln(lambda), so the interpolation is
+off by < (0.02 A)^2 / (8 lambda^2 dlog) < 1.1e-5 of a 0.1 km/s table step (1e-6 km/s) over the tables' range."""
 
 
 # --------------------------------------------------------------------------- line data
@@ -386,21 +398,32 @@ class TelluricModel:
         self.n_points = next(iter(self.tau.values())).size
         self._dlog = self.step_kms / C_KMS
         self.wavelength_vac_aa = self.wave0_vac_aa * np.exp(np.arange(self.n_points) * self._dlog)
+        lo, hi = self.range_air_aa
+        self._position_nodes_air_aa = np.arange(lo - POSITION_NODE_STEP_AA, hi + 2 * POSITION_NODE_STEP_AA,
+                                                POSITION_NODE_STEP_AA)
+        self._position_nodes = self._exact_position(self._position_nodes_air_aa)
 
     @property
     def range_air_aa(self):
         """Air-wavelength span (A) the tables cover (interpolation needs both neighbours)."""
         return float(vacuum_to_air(self.wavelength_vac_aa[0])), float(vacuum_to_air(self.wavelength_vac_aa[-2]))
 
+    def _exact_position(self, wavelength_air_aa):
+        """Fractional table index of air wavelengths (A), through the exact air-to-vacuum conversion."""
+        return np.log(air_to_vacuum(wavelength_air_aa) / self.wave0_vac_aa) / self._dlog
+
     def _grid_position(self, wavelength_air_aa):
+        """Fractional table index of air wavelengths (A): linear interpolation of ``_exact_position`` between
+        nodes every ``POSITION_NODE_STEP_AA`` (off by < 1.1e-5 of a table step, see the constant), kept within
+        the tables at their two ends."""
         wave = _wavelength_aa(wavelength_air_aa)
-        position = np.log(air_to_vacuum(wave) / self.wave0_vac_aa) / self._dlog
-        if wave.size and (position.min() < 0 or position.max() > self.n_points - 2):
-            lo, hi = self.range_air_aa
+        lo, hi = self.range_air_aa
+        if wave.size and (wave.min() < lo or wave.max() > hi):
             raise ParameterError(
                 f"wavelength_air_aa must lie within the telluric tables' range {lo:.2f}-{hi:.2f} A, "
                 f"got {wave.min():.2f}-{wave.max():.2f} A")
-        return position
+        position = np.interp(wave, self._position_nodes_air_aa, self._position_nodes)
+        return np.clip(position, 0.0, self.n_points - 2, out=position)
 
     @staticmethod
     def _interpolate(values, position):
@@ -420,18 +443,53 @@ class TelluricModel:
         scale = {"O2": airmass, "H2O": airmass * pwv_mm / PWV_REFERENCE_MM}
         return {s: scale[s] * self._interpolate(self.tau[s], position) for s in SPECIES}
 
+    def _native_transmission(self, wavelength_air_aa, airmass, pwv_mm):
+        """exp(-tau) at the air wavelengths as float32, to < 1e-6 relative.
+
+        The two species are summed on the table slice first, so one interpolation serves both; that runs in
+        float32, whose rounding (~2e-7 of the depth) is re-done in float64 where the depth exceeds
+        ``FLOAT32_DEPTH_LIMIT`` (line cores, a few per cent of the points).
+        """
+        airmass, pwv_mm = _check_conditions(airmass, pwv_mm)
+        position = self._grid_position(wavelength_air_aa)
+        if position.size == 0:
+            return np.ones(airmass.shape + position.shape, dtype=np.float32)
+        flat = position.reshape(-1)
+        whole = np.floor(flat)
+        index = whole.astype(np.int64)
+        frac = (flat - whole).astype(np.float32)
+        lo = int(index.min())
+        local = index - lo
+        span = slice(lo, int(index.max()) + 2)
+        o2, water = _leading(airmass, 1), _leading(airmass * pwv_mm / PWV_REFERENCE_MM, 1)
+        tau = o2.astype(np.float32) * self.tau["O2"][span]
+        tau += water.astype(np.float32) * self.tau["H2O"][span]
+        below = np.take(tau, local, axis=-1)
+        local += 1
+        depth = below + frac * (np.take(tau, local, axis=-1) - below)
+        result = np.exp(-depth)
+        deep = np.nonzero(depth > FLOAT32_DEPTH_LIMIT)
+        if deep[-1].size:
+            at = index[deep[-1]]
+            step = flat[deep[-1]] - at
+            exact = {s: self.tau[s][at] + step * (self.tau[s][at + 1] - self.tau[s][at]) for s in SPECIES}
+            depth_f64 = (np.broadcast_to(o2, depth.shape)[deep] * exact["O2"]
+                         + np.broadcast_to(water, depth.shape)[deep] * exact["H2O"])
+            result[deep] = np.exp(-depth_f64)
+        return result.reshape(airmass.shape + position.shape)
+
     def transmission(self, wavelength_air_aa, airmass, pwv_mm, resolution=None):
         """Telluric transmission exp(-tau) at the air wavelengths, native or convolved to resolving power R.
 
-        With ``resolution``, exp(-tau) is formed on the tables' 0.1 km/s grid
+        Without ``resolution`` the result is float32 (its relative rounding, 6e-8, is far below the tables'
+        accuracy). With ``resolution``, exp(-tau) is formed on the tables' 0.1 km/s grid
         over the requested span plus 6 LSF sigma, convolved there with
-        ``simharps.lsf.convolve_gaussian_velocity`` (a grid uniform in vacuum
+        ``simharps.lsf.convolve_gaussian_velocity`` (float64 FFTs; a grid uniform in vacuum
         log-lambda is uniform in velocity), then linearly interpolated onto the
         requested wavelengths, which may be any grid (e.g. the 0.01 A product grid).
         """
         if resolution is None:
-            tau = self.optical_depth(wavelength_air_aa, airmass, pwv_mm)
-            return np.exp(-(tau["O2"] + tau["H2O"]))
+            return self._native_transmission(wavelength_air_aa, airmass, pwv_mm)
         if not np.isfinite(resolution) or resolution <= 0:
             raise ParameterError(f"resolution must be a positive resolving power (e.g. 115000), got {resolution}")
         airmass, pwv_mm = _check_conditions(airmass, pwv_mm)
@@ -442,7 +500,7 @@ class TelluricModel:
         lo = max(int(np.floor(position.min())) - margin, 0)
         hi = min(int(np.ceil(position.max())) + margin + 1, self.n_points)
         tau = airmass * self.tau["O2"][lo:hi] + (airmass * pwv_mm / PWV_REFERENCE_MM) * self.tau["H2O"][lo:hi]
-        smoothed = convolve_gaussian_velocity(np.exp(-tau), self.step_kms, fwhm_kms)
+        smoothed = convolve_gaussian_velocity(np.exp(-tau), self.step_kms, fwhm_kms, method="fft")
         return self._interpolate(smoothed, position - lo)
 
 

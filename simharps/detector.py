@@ -106,21 +106,27 @@ class Detector:
         """One noisy realisation: (counts_adu, error_adu, saturated mask); dark subtracted as the DRS does."""
         electrons = np.clip(np.asarray(electrons, dtype=float), 0.0, None)
         dark_e = self.dark_e_per_px_s * exptime_s * self.n_window
-        variance_e = self.variance_e(electrons, exptime_s)
-        counts_e = rng.poisson(electrons + dark_e).astype(float) - dark_e
+        sigma_e = np.sqrt(self.variance_e(electrons, exptime_s))
+        counts_e = rng.poisson(electrons + dark_e if dark_e else electrons).astype(float)
+        if dark_e:
+            counts_e -= dark_e
         counts_e += rng.normal(0.0, np.sqrt(self.n_window) * self.read_noise_e, size=electrons.shape)
-        counts_e += self._cosmic_residuals_e(np.sqrt(variance_e), exptime_s, rng)
+        np.add.at(counts_e.reshape(-1), *self._cosmic_hits(sigma_e, exptime_s, rng))
         saturated = electrons >= self.saturation_e
-        counts_e = np.where(saturated, self.saturation_e, counts_e)
-        return counts_e / self.gain_e_per_adu, np.sqrt(variance_e) / self.gain_e_per_adu, saturated
+        counts_e[saturated] = self.saturation_e
+        return counts_e / self.gain_e_per_adu, sigma_e / self.gain_e_per_adu, saturated
+
+    def _cosmic_hits(self, sigma_e, exptime_s, rng):
+        """(flat pixel indices, deposits in e-) of the sub-threshold cosmic-ray residuals the DRS rejection leaves."""
+        rate_per_px = self.cosmic_rate_per_s * exptime_s * self.cosmic_residual_fraction / EXTRACTED_PIXELS
+        n_hits = rng.poisson(rate_per_px * sigma_e.size)
+        if not n_hits:
+            return np.zeros(0, dtype=np.int64), np.zeros(0)
+        flat_index = rng.integers(0, sigma_e.size, size=n_hits)
+        return flat_index, rng.uniform(0.0, self.cosmic_threshold_sigma, size=n_hits) * sigma_e.flat[flat_index]
 
     def _cosmic_residuals_e(self, sigma_e, exptime_s, rng):
         """Sub-threshold cosmic-ray deposits left after the DRS rejection (e-), scattered over the pixels."""
         residuals = np.zeros(sigma_e.shape)
-        rate_per_px = self.cosmic_rate_per_s * exptime_s * self.cosmic_residual_fraction / EXTRACTED_PIXELS
-        n_hits = rng.poisson(rate_per_px * sigma_e.size)
-        if n_hits:
-            flat_index = rng.integers(0, sigma_e.size, size=n_hits)
-            deposit = rng.uniform(0.0, self.cosmic_threshold_sigma, size=n_hits) * sigma_e.flat[flat_index]
-            np.add.at(residuals.reshape(-1), flat_index, deposit)
+        np.add.at(residuals.reshape(-1), *self._cosmic_hits(sigma_e, exptime_s, rng))
         return residuals

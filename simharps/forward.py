@@ -11,11 +11,14 @@ Chain (one spectrum)::
     product    = merge(counts / blaze, BERV) on the 0.01 A lattice                         barycentric frame
 
 Every narrow feature (stellar, interstellar and telluric lines) is multiplied on the 0.15 km/s working grid
-before the LSF; smooth factors (ISM dust, La Silla continuum extinction, mirrors, fibre link, fibre injection)
-are evaluated on a 1 A grid and interpolated. ``eps`` is the grey spectrograph + CCD efficiency, the one number
-calibrated on the HARPS reference (S/N 110 per extracted pixel at order 50, ~5565 A, for a V = 6 G2V star in
-60 s at 1" seeing and airmass 1.2; ``reference_efficiency``); the wavelength dependence of the efficiency
-comes from the component throughputs and the blaze, not from the calibration.
+(float32, whose 6e-8 relative rounding is far below any other error) before the LSF; smooth factors (V-band scale,
+photons per erg, ISM dust, La Silla continuum extinction, mirrors, fibre link, fibre injection) are multiplied on a
+1 A grid and interpolated once. The LSF (float64 FFTs) and the pixel integration run in float64.
+
+``eps`` is the grey spectrograph + CCD efficiency, the one number calibrated on the HARPS reference (S/N 110 per
+extracted pixel at order 50, ~5565 A, for a V = 6 G2V star in 60 s at 1" seeing and airmass 1.2;
+``reference_efficiency``); the wavelength dependence of the efficiency comes from the component throughputs and
+the blaze, not from the calibration.
 
 Conventions (docs/contracts.md): ``rv_kms`` relativistic Doppler; ``berv_kms`` classical DRS convention,
 computed at mid-exposure from ``ra_deg``, ``dec_deg``, ``mjd_utc``, ``exptime_s`` unless given; the product is
@@ -47,7 +50,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from simharps.atmosphere import continuum_transmission, telluric_optical_depth
+from simharps.atmosphere import continuum_transmission, telluric_transmission
 from simharps.constants import C_KMS
 from simharps.detector import Detector
 from simharps.errors import ParameterError, SimharpsError
@@ -90,7 +93,16 @@ DEFAULTS = dict(logg_cgs=4.44, mh_dex=0.0, vsini_kms=2.0, vmac_kms=None, rv_kms=
 """Values used for parameters a caller leaves out (``pwv_mm``: the La Silla median, ``simharps.sites``)."""
 
 SMOOTH_STEP_AA = 1.0
-"""Sampling of the smooth factors (dust, continuum extinction, optics, fibre injection) before interpolation."""
+"""Sampling of the smooth factors (V-band scale, photons per erg, dust, continuum extinction, optics, fibre injection),
+multiplied there and interpolated once onto the working grid (barycentric frame)."""
+
+UPSAMPLE_STRIDE = 64
+"""The smooth factors are interpolated onto every 64th working-grid point (9.6 km/s, 0.12-0.22 A) and filled in
+linearly in between: it departs from interpolating every point by < 1e-6 relative (the 1 A sampling itself is good
+to ~2e-6)."""
+
+VBAND_BLOCK_POINTS = 8
+"""The V-band normalisation integrates means of this many working-grid points (1.2 km/s at 0.15 km/s)."""
 
 V_BAND_WINDOW_AA = (BESSELL_V_WAVELENGTH_AA[0], 6900.0)
 """Span over which a star is normalised to its V magnitude. The Bessell passband beyond 6900 A (< 0.009) holds
@@ -203,61 +215,114 @@ def _product_window(window):
     return start, stop
 
 
+def _coarse_grid(wavelength_aa):
+    """A ``SMOOTH_STEP_AA`` grid from one step below to beyond the end of ``wavelength_aa``."""
+    return np.arange(wavelength_aa[0] - SMOOTH_STEP_AA, wavelength_aa[-1] + 2 * SMOOTH_STEP_AA, SMOOTH_STEP_AA)
+
+
 def _smooth(wavelength_aa, function):
     """Evaluate a smooth factor on a 1 A grid spanning ``wavelength_aa`` and interpolate it there."""
-    coarse = np.arange(wavelength_aa[0] - SMOOTH_STEP_AA, wavelength_aa[-1] + 2 * SMOOTH_STEP_AA, SMOOTH_STEP_AA)
+    coarse = _coarse_grid(wavelength_aa)
     return np.interp(wavelength_aa, coarse, function(coarse))
+
+
+def _interpolate_smooth(wavelength_aa, coarse_aa, values):
+    """``np.interp(wavelength_aa, coarse_aa, values)`` as float32 on a long grid, computed at every
+    ``UPSAMPLE_STRIDE``-th point (and the last) and filled in linearly in grid index between them."""
+    n = wavelength_aa.size
+    full = (n - 1) // UPSAMPLE_STRIDE
+    nodes = np.interp(wavelength_aa[np.append(np.arange(0, n - 1, UPSAMPLE_STRIDE), n - 1)], coarse_aa, values)
+    nodes = nodes.astype(np.float32)
+    step = np.arange(UPSAMPLE_STRIDE, dtype=np.float32) / np.float32(UPSAMPLE_STRIDE)
+    head = nodes[:full, None] + (nodes[1:full + 1] - nodes[:full])[:, None] * step
+    rest = n - full * UPSAMPLE_STRIDE
+    tail_step = np.arange(rest, dtype=np.float32) / np.float32(max(rest - 1, 1))
+    tail = nodes[full] + (nodes[-1] - nodes[full]) * tail_step
+    return np.concatenate([head.ravel(), tail])
+
+
+def _dust_transmission(values):
+    """The ISM dust transmission of ``values`` as a function of barycentric air wavelength (A)."""
+    return lambda wave_aa: extinction_transmission(wave_aa, values["ebv_mag"], values["rv_dust"],
+                                                   values["extinction_law"])
+
+
+def _block_means(wavelength_aa, flux, block=VBAND_BLOCK_POINTS):
+    """(wavelength, flux) as means of ``block`` consecutive points; the end points and a remainder shorter than a
+    block are kept as they are, so the span is unchanged."""
+    n = (wavelength_aa.size - 2) // block * block
+    weights = np.full(block, 1.0 / block)
+    return tuple(np.concatenate([values[:1], values[1:n + 1].reshape(-1, block).astype(float) @ weights,
+                                 values[n + 1:]]) for values in (wavelength_aa, flux))
 
 
 def _vband_scale(templates, values, enabled, star):
     """Factor turning the star's surface flux into f_lambda (erg/s/cm^2/A) above the atmosphere for its V = vmag.
 
-    ``vmag`` is the observed magnitude, so it includes interstellar reddening when the ISM stage is on.
+    ``vmag`` is the observed magnitude, so it includes interstellar reddening when the ISM stage is on. The V-band
+    integral runs over the passband (from the last point below 4700 A, where the passband is zero) on means of
+    ``VBAND_BLOCK_POINTS`` working-grid points, which changes the scale by < 1e-7.
     """
     band = V_BAND_WINDOW_AA
     covers = star.wavelength_air_aa[0] <= band[0] and star.wavelength_air_aa[-1] >= band[1]
     source = star if covers else templates.spectrum(values["teff_k"], values["logg_cgs"], values["mh_dex"],
                                                     rv_kms=values["rv_kms"], window=band)
-    wave, flux = source.wavelength_air_aa, source.flux.astype(float)
+    first = max(int(np.searchsorted(source.wavelength_air_aa, BESSELL_V_WAVELENGTH_AA[0], "right")) - 1, 0)
+    wave, flux = _block_means(source.wavelength_air_aa[first:], source.flux[first:])
     if "ism" in enabled and values["ebv_mag"] > 0:
-        flux = flux * _smooth(wave, lambda w: extinction_transmission(w, values["ebv_mag"], values["rv_dust"],
-                                                                       values["extinction_law"]))
+        flux = flux * _smooth(wave, _dust_transmission(values))
     return 10.0 ** (-0.4 * (values["vmag"] - synthetic_vmag(wave, flux)))
 
 
+def _smooth_response(values, enabled, coarse_bary_aa, berv_factor):
+    """Product of the smooth factors at barycentric wavelengths: ISM dust (barycentric frame), continuum extinction,
+    telescope and fibre injection (observatory frame, at ``coarse_bary_aa / berv_factor``)."""
+    factor = np.ones_like(coarse_bary_aa)
+    if "ism" in enabled and values["ebv_mag"] > 0:
+        factor *= _dust_transmission(values)(coarse_bary_aa)
+    coarse_obs = coarse_bary_aa / berv_factor
+    if "atmosphere" in enabled:
+        factor *= continuum_transmission(coarse_obs, values["airmass"])
+    if "telescope" in enabled:
+        factor *= telescope_transmission(coarse_obs)
+    if "fibre" in enabled:
+        factor *= injection_efficiency(
+            coarse_obs, values["seeing_arcsec"], values["airmass"], values["fibre_offset_arcsec"],
+            fibre_offset_angle_deg=values["fibre_offset_angle_deg"],
+            parallactic_angle_deg=values["parallactic_angle_deg"])
+    return factor
+
+
 def _photons_at_spectrograph(values, enabled, templates, start_aa, stop_aa, efficiency):
-    """Photon densities per km/s entering the spectrograph (observatory frame) and the truth components' pieces."""
+    """Photon densities per km/s entering the spectrograph (observatory frame) and the truth components' pieces.
+
+    Returns the observatory-frame grid, the continuum photon density (float32), the stellar + interstellar lines
+    (continuum-normalised, float32), the telluric transmission (float32) and the grid step (km/s). Everything smooth
+    (V-band scale, photons per erg, collecting area x time x efficiency, the smooth factors) is multiplied on a
+    ``SMOOTH_STEP_AA`` grid and interpolated once onto the working grid.
+    """
     berv_factor = 1.0 + values["berv_kms"] / C_KMS
     star = templates.spectrum(values["teff_k"], values["logg_cgs"], values["mh_dex"], vsini_kms=values["vsini_kms"],
                               vmac_kms=values["vmac_kms"], rv_kms=values["rv_kms"],
                               window=(start_aa * berv_factor, stop_aa * berv_factor))
     wave_bary = star.wavelength_air_aa
-    normalised = star.normalised.astype(float)
-    continuum_flam = star.continuum.astype(float) * _vband_scale(templates, values, enabled, star)
-
-    smooth = np.ones_like(wave_bary)
-    ism_lines = np.ones_like(wave_bary)
+    lines = star.normalised
     if "ism" in enabled and values["ebv_mag"] > 0:
-        smooth *= _smooth(wave_bary, lambda w: extinction_transmission(w, values["ebv_mag"], values["rv_dust"],
-                                                                        values["extinction_law"]))
-        ism_lines = np.exp(-interstellar_optical_depth(wave_bary, values["ebv_mag"], values["ism_rv_kms"]))
+        tau_ism = interstellar_optical_depth(wave_bary, values["ebv_mag"], values["ism_rv_kms"])
+        lines = lines * np.exp(-tau_ism.astype(np.float32))
+
+    coarse = _coarse_grid(wave_bary)
+    per_kms = TELESCOPE_AREA_CM2 * values["exptime_s"] * coarse / C_KMS * efficiency
+    scale = _vband_scale(templates, values, enabled, star)
+    smooth = photon_flux(coarse, scale) * per_kms * _smooth_response(values, enabled, coarse, berv_factor)
+    continuum_photons = star.continuum * _interpolate_smooth(wave_bary, coarse, smooth)
 
     wave_obs = wave_bary / berv_factor
-    telluric = np.ones_like(wave_obs)
     if "atmosphere" in enabled:
-        tau = telluric_optical_depth(wave_obs, values["airmass"], values["pwv_mm"])
-        telluric = np.exp(-(tau["O2"] + tau["H2O"]))
-        smooth *= _smooth(wave_obs, lambda w: continuum_transmission(w, values["airmass"]))
-    if "telescope" in enabled:
-        smooth *= _smooth(wave_obs, telescope_transmission)
-    if "fibre" in enabled:
-        smooth *= _smooth(wave_obs, lambda w: injection_efficiency(
-            w, values["seeing_arcsec"], values["airmass"], values["fibre_offset_arcsec"],
-            fibre_offset_angle_deg=values["fibre_offset_angle_deg"], parallactic_angle_deg=values["parallactic_angle_deg"]))
-
-    per_kms = TELESCOPE_AREA_CM2 * values["exptime_s"] * wave_bary / C_KMS * efficiency
-    continuum_photons = photon_flux(wave_bary, continuum_flam) * per_kms * smooth
-    return wave_obs, continuum_photons, normalised * ism_lines, telluric, star.step_kms
+        telluric = telluric_transmission(wave_obs, values["airmass"], values["pwv_mm"])
+    else:
+        telluric = np.ones(wave_obs.shape, dtype=np.float32)
+    return wave_obs, continuum_photons, lines, telluric, star.step_kms
 
 
 def _sn50(expected_e, variance_e, layout):
@@ -317,9 +382,8 @@ def simulate(params, seed, *, components=False, stages=None, window=None):
         counts_e = expected_e
 
     grid = product_grid(start_aa, stop_aa)
-    drawn_and_expected = np.stack([counts_e, expected_e])
-    merged = spectrograph.merge(drawn_and_expected, np.broadcast_to(variance_e, drawn_and_expected.shape),
-                                values["berv_kms"], wavelength_grid_aa=grid)
+    merged = spectrograph.merge(np.stack([counts_e, expected_e]), variance_e, values["berv_kms"],
+                                wavelength_grid_aa=grid)
 
     truth = {name: values.get(name) for name in sorted(values)}
     truth.update(snr_550=_sn50(expected_e, variance_e, spectrograph.layout), stages=sorted(enabled),
@@ -330,8 +394,9 @@ def simulate(params, seed, *, components=False, stages=None, window=None):
         berv_factor = 1.0 + values["berv_kms"] / C_KMS
         fwhm_kms = spectrograph.lsf_fwhm_kms
         wave_bary = wave_obs * berv_factor
-        parts["stellar"] = np.interp(grid, wave_bary, convolve_gaussian_velocity(lines, step_kms, fwhm_kms))
-        parts["telluric"] = np.interp(grid, wave_bary, convolve_gaussian_velocity(telluric, step_kms, fwhm_kms))
+        for name, narrow in (("stellar", lines), ("telluric", telluric)):
+            smoothed = convolve_gaussian_velocity(narrow.astype(float), step_kms, fwhm_kms, method="fft")
+            parts[name] = np.interp(grid, wave_bary, smoothed)
         smooth_e = spectrograph.extract(wave_obs, continuum)
         parts["response"] = spectrograph.merge(smooth_e, variance_e, values["berv_kms"], wavelength_grid_aa=grid).flux
         parts = {name: array.astype(np.float32) for name, array in parts.items()}

@@ -81,7 +81,6 @@ from pathlib import Path
 
 import numpy as np
 from numpy.polynomial import legendre
-from scipy import sparse
 
 from simharps.constants import C_KMS
 from simharps.errors import ParameterError
@@ -166,6 +165,11 @@ class EchelleLayout:
         return self.wavelength_air_aa(np.arange(self.n_pixels + 1) - 0.5)
 
     @cached_property
+    def pixel_edges_ln_aa(self):
+        """Natural log of the pixel-edge wavelengths in A, (72, 4097) (where extraction integrates)."""
+        return np.log(self.pixel_edges_air_aa)
+
+    @cached_property
     def pixel_width_aa(self):
         """Pixel widths in A, (72, 4096)."""
         return np.diff(self.pixel_edges_air_aa, axis=1)
@@ -243,6 +247,28 @@ class MergedSpectrum:
     berv_kms: float | np.ndarray
 
 
+def _searchsorted_left(grid, values):
+    """``np.searchsorted(grid, values, "left")`` for many keys coming in sorted runs (e.g. each order's pixels).
+
+    The first guess is the grid index interpolated at each key (``np.interp`` walks sorted keys in O(1) each);
+    one comparison with each neighbour then fixes the guesses that rounding put one index off.
+    """
+    guess = np.ceil(np.interp(values, grid, np.arange(grid.size, dtype=float))).astype(np.int64)
+    guess += (guess < grid.size) & (np.take(grid, np.minimum(guess, grid.size - 1)) < values)
+    guess -= (guess > 0) & (np.take(grid, np.maximum(guess - 1, 0)) >= values)
+    return guess
+
+
+def _sum_into_bins(values, geom):
+    """Sums of ``values`` (..., n_pairs; bool counts) into the product bins, one ``np.bincount`` per row."""
+    rows = values.reshape(-1, values.shape[-1])
+    if rows.dtype == bool:
+        sums = [np.bincount(geom.bins[row], minlength=geom.n_bins) for row in rows]
+    else:
+        sums = [np.bincount(geom.bins, weights=row, minlength=geom.n_bins) for row in rows]
+    return np.stack(sums).reshape(values.shape[:-1] + (geom.n_bins,))
+
+
 @dataclass
 class _MergeGeometry:
     bins: np.ndarray
@@ -268,6 +294,7 @@ class HarpsSpectrograph:
         self.layout = layout if layout is not None else EchelleLayout()
         self.resolving_power = float(resolving_power)
         self.merge_trim_px = tuple(float(t) for t in merge_trim_px)
+        self._last_geometry = None
 
     @property
     def lsf_fwhm_kms(self):
@@ -278,7 +305,8 @@ class HarpsSpectrograph:
 
         ``wavelength_air_aa``: (n,) grid uniform in ln(lambda), observatory frame; ``photons_per_kms``:
         (..., n) photons per km/s reaching the spectrograph (batches along leading axes). The LSF is
-        applied first, then each pixel integrates the density exactly and is multiplied by the blaze.
+        applied first (float64 overlap-add FFTs, ``simharps.lsf``; equal to the direct correlation to ~1e-15),
+        then each pixel integrates the density exactly and is multiplied by the blaze.
         Pixels not covered by the input grid are NaN (``merge`` skips them).
         """
         wave = np.asarray(wavelength_air_aa, dtype=float)
@@ -287,45 +315,72 @@ class HarpsSpectrograph:
             raise ParameterError(f"photons_per_kms must end with the wavelength axis ({wave.size}), got shape {density.shape}")
         log_wave = np.log(wave)
         step = (log_wave[-1] - log_wave[0]) / (wave.size - 1)
-        if step <= 0 or np.max(np.abs(np.diff(log_wave) - step)) > 1e-6 * step:
+        if step <= 0 or np.ptp(np.diff(log_wave)) > 1e-6 * step:
             raise ParameterError("wavelength_air_aa must be increasing and uniform in ln(lambda) (see simharps.grids.log_lambda_grid)")
         step_kms = step * C_KMS
         if apply_lsf:
-            density = convolve_gaussian_velocity(density, step_kms, self.lsf_fwhm_kms)
+            density = convolve_gaussian_velocity(density, step_kms, self.lsf_fwhm_kms, method="fft")
+        # cumulative photons (in units of step_kms) at the input bin edges
         cumulative = np.zeros(density.shape[:-1] + (wave.size + 1,))
-        np.cumsum(density * step_kms, axis=-1, out=cumulative[..., 1:])
+        np.cumsum(density, axis=-1, out=cumulative[..., 1:])
         # position of each pixel edge in units of input bins, counted from the first input bin edge
-        t = (np.log(self.layout.pixel_edges_air_aa) - log_wave[0]) / step + 0.5
+        t = (self.layout.pixel_edges_ln_aa - log_wave[0]) / step + 0.5
         inside = (t >= 0.0) & (t <= wave.size)
         j = np.clip(np.floor(t).astype(np.int64), 0, wave.size - 1)
         frac = np.clip(t, 0.0, wave.size) - j
-        at_edges = cumulative[..., j] + frac * density[..., j] * step_kms
-        counts = np.diff(at_edges, axis=-1) * self.layout.blaze
+        at_edges = cumulative[..., j] + frac * density[..., j]
+        counts = np.diff(at_edges, axis=-1) * (step_kms * self.layout.blaze)
         covered = inside[:, :-1] & inside[:, 1:]
         return np.where(covered, counts, np.nan)
 
+    def _cached_merge_geometry(self, berv_kms, grid):
+        """``_merge_geometry``, reused while consecutive merges share the BERV and the grid (e.g. a product and its
+        truth components)."""
+        cached = self._last_geometry
+        if cached is not None and cached[0] == berv_kms and np.array_equal(cached[1], grid):
+            return cached[2]
+        geom = self._merge_geometry(berv_kms, grid)
+        self._last_geometry = (berv_kms, grid.copy(), geom)
+        return geom
+
     def _merge_geometry(self, berv_kms, grid):
-        """Which order pixels feed which product bins (linear interpolation between pixel centres)."""
+        """Which order pixels feed which product bins (linear interpolation between pixel centres), all orders.
+
+        Order r feeds the bins whose centres lie between its fractional pixels ``lo_r`` and ``hi_r`` (the valid
+        range less ``merge_trim_px``); bin k takes pixels a and a + 1 with ``wave[a] <= grid[k] < wave[a + 1]``
+        (a kept within 0..n_pixels - 2). With ``first[r, p]`` the first bin at or above pixel p, the bins served by
+        pixel p as ``a`` are ``first[r, p] <= k < first[r, p + 1]``, so each order's run of bins is a
+        ``np.repeat`` of its pixels.
+        """
         layout = self.layout
+        n_pix = layout.n_pixels
         pixel_wave = layout.pixel_wavelength_air_aa * (1.0 + berv_kms / C_KMS)
-        lo = layout.valid_pixels[:, 0] + self.merge_trim_px[0]
-        hi = layout.valid_pixels[:, 1] - self.merge_trim_px[1]
-        bins, pix_a, weight_b = [], [], []
-        for row in range(layout.n_orders):
-            start, stop = np.interp([lo[row], hi[row]], np.arange(layout.n_pixels), pixel_wave[row])
-            k = np.arange(np.searchsorted(grid, start, "left"), np.searchsorted(grid, stop, "right"))
-            a = np.clip(np.searchsorted(pixel_wave[row], grid[k], "right") - 1, 0, layout.n_pixels - 2)
-            bins.append(k)
-            pix_a.append(row * layout.n_pixels + a)
-            weight_b.append((grid[k] - pixel_wave[row, a]) / (pixel_wave[row, a + 1] - pixel_wave[row, a]))
-        pix_a = np.concatenate(pix_a)
-        return _MergeGeometry(np.concatenate(bins), pix_a, pix_a + 1, np.concatenate(weight_b), grid.size)
+        rows = np.arange(layout.n_orders)
+        ends = np.stack([layout.valid_pixels[:, 0] + self.merge_trim_px[0],
+                         layout.valid_pixels[:, 1] - self.merge_trim_px[1]], axis=1)
+        left = np.floor(ends).astype(np.int64)
+        lower = pixel_wave[rows[:, None], left]
+        wave_ends = (pixel_wave[rows[:, None], left + 1] - lower) * (ends - left) + lower
+        start = np.searchsorted(grid, wave_ends[:, 0], "left")
+        stop = np.maximum(np.searchsorted(grid, wave_ends[:, 1], "right"), start)
+        first = _searchsorted_left(grid, pixel_wave[:, 1:n_pix - 1].ravel()).reshape(layout.n_orders, n_pix - 2)
+        bounds = np.clip(np.concatenate([start[:, None], first, stop[:, None]], axis=1), start[:, None], stop[:, None])
+        per_pixel = np.diff(bounds, axis=1)
+        pix_a = np.repeat((rows[:, None] * n_pix + np.arange(n_pix - 1)).ravel(), per_pixel.ravel())
+        length = stop - start
+        offsets = np.cumsum(length) - length
+        bins = np.arange(length.sum()) + np.repeat(start - offsets, length)
+        flat_wave = pixel_wave.ravel()
+        wave_a = np.take(flat_wave, pix_a)
+        weight_b = (np.take(grid, bins) - wave_a) / (np.take(flat_wave, pix_a + 1) - wave_a)
+        return _MergeGeometry(bins, pix_a, pix_a + 1, weight_b, grid.size)
 
     def merge(self, counts, variance=None, berv_kms=0.0, *, blaze=None, wavelength_grid_aa=None):
         """Blaze-corrected, inverse-variance-weighted merge of order pixels onto the 0.01 A archive grid.
 
-        ``counts``: (..., 72, 4096) e- per pixel (NaN = not recorded); ``variance``: same shape, e-^2
-        (default: the Poisson expectation, counts); ``berv_kms``: barycentric correction, DRS
+        ``counts``: (..., 72, 4096) e- per pixel (NaN = not recorded); ``variance``: e-^2, the shape of
+        ``counts`` or broadcastable to it (one (72, 4096) array shared by a batch is weighted once; default: the
+        Poisson expectation, counts); ``berv_kms``: barycentric correction, DRS
         convention, shifts the pixel wavelengths by (1 + BERV / c); a scalar, or one per spectrum of
         the batch (then merged one after the other); ``blaze``: (72, 4096) to divide
         by (default: the layout's model; pass the DRS blaze_A for real e2ds); ``wavelength_grid_aa``:
@@ -338,8 +393,9 @@ class HarpsSpectrograph:
         if counts.shape[-2:] != shape:
             raise ParameterError(f"counts must end with (orders, pixels) = {shape}, got {counts.shape}")
         variance = np.maximum(counts, 0.0) if variance is None else np.asarray(variance, dtype=float)
-        if variance.shape != counts.shape:
-            raise ParameterError(f"variance must have the shape of counts {counts.shape}, got {variance.shape}")
+        if variance.shape[-2:] != shape or np.broadcast_shapes(variance.shape, counts.shape) != counts.shape:
+            raise ParameterError(f"variance must have the shape of counts {counts.shape} or broadcast to it, "
+                                 f"got {variance.shape}")
         blaze = layout.blaze if blaze is None else np.asarray(blaze, dtype=float)
         if blaze.shape != shape:
             raise ParameterError(f"blaze must have shape {shape}, got {blaze.shape}")
@@ -354,6 +410,7 @@ class HarpsSpectrograph:
             return self._merge_one_berv(counts, variance, float(berv_kms), blaze, grid)
         if berv_kms.shape != batch_shape:
             raise ParameterError(f"berv_kms must be a scalar or have the batch shape {batch_shape}, got {berv_kms.shape}")
+        variance = np.broadcast_to(variance, counts.shape)
         parts = [self._merge_one_berv(counts[i], variance[i], float(berv_kms[i]), blaze, grid) for i in np.ndindex(batch_shape)]
         stack = {name: np.stack([getattr(p, name) for p in parts]).reshape(batch_shape + (grid.size,)) for name in ("flux", "error", "n_orders")}
         return MergedSpectrum(grid, stack["flux"], stack["error"], stack["n_orders"], berv_kms)
@@ -361,27 +418,43 @@ class HarpsSpectrograph:
     def _merge_one_berv(self, counts, variance, berv_kms, blaze, grid):
         layout = self.layout
         batch_shape = counts.shape[:-2]
-        to_bin = np.where(blaze > 0, PRODUCT_STEP_AA / (blaze * layout.pixel_width_aa), np.nan).ravel()
+        to_bin = self._to_bin if blaze is layout.blaze else self._per_bin_factor(blaze)
+        variance = variance.reshape(variance.shape[:-2] + (-1,))
+        shared = variance.ndim == 1 or all(stride == 0 for stride in variance.strides[:-1])
+        if shared:
+            variance = variance[(0,) * (variance.ndim - 1)]
+        else:
+            variance = np.broadcast_to(variance, batch_shape + variance.shape[-1:])
         flux_px = counts.reshape(batch_shape + (-1,)) * to_bin
-        var_px = np.maximum(variance.reshape(batch_shape + (-1,)), VARIANCE_FLOOR_E2) * to_bin**2
+        var_px = np.maximum(variance, VARIANCE_FLOOR_E2) * to_bin**2
 
-        geom = self._merge_geometry(berv_kms, grid)
+        geom = self._cached_merge_geometry(berv_kms, grid)
         wb = geom.weight_b
         wa = 1.0 - wb
-        flux_pair = wa * flux_px[..., geom.pixel_a] + wb * flux_px[..., geom.pixel_b]
-        var_pair = wa**2 * var_px[..., geom.pixel_a] + wb**2 * var_px[..., geom.pixel_b]
+        flux_pair = wa * np.take(flux_px, geom.pixel_a, axis=-1) + wb * np.take(flux_px, geom.pixel_b, axis=-1)
+        var_pair = wa**2 * np.take(var_px, geom.pixel_a, axis=-1) + wb**2 * np.take(var_px, geom.pixel_b, axis=-1)
         usable = np.isfinite(flux_pair) & np.isfinite(var_pair)
-        inv_var = np.where(usable, 1.0 / np.where(usable, var_pair, 1.0), 0.0)
+        if shared and usable.ndim > 1 and (usable == usable.reshape(-1, usable.shape[-1])[0]).all():
+            usable = usable.reshape(-1, usable.shape[-1])[0]  # one weighting serves the whole batch
+        inv_var = np.where(usable, 1.0 / var_pair, 0.0)
         weighted = np.where(usable, flux_pair, 0.0) * inv_var
 
-        to_grid = sparse.csr_matrix((np.ones(geom.bins.size), (np.arange(geom.bins.size), geom.bins)), shape=(geom.bins.size, geom.n_bins))
-        flat = (-1, geom.bins.size)
-        sum_inv = np.asarray(inv_var.reshape(flat) @ to_grid).reshape(batch_shape + (grid.size,))
-        sum_weighted = np.asarray(weighted.reshape(flat) @ to_grid).reshape(batch_shape + (grid.size,))
-        n_orders = np.asarray(usable.reshape(flat).astype(float) @ to_grid).reshape(batch_shape + (grid.size,)).astype(np.int8)
+        sum_inv = _sum_into_bins(inv_var, geom)
+        sum_weighted = _sum_into_bins(weighted, geom)
+        n_orders = _sum_into_bins(usable, geom).astype(np.int8)
 
         covered = sum_inv > 0
         safe = np.where(covered, sum_inv, 1.0)
         flux = np.where(covered, sum_weighted / safe, 0.0)
         error = np.where(covered, 1.0 / np.sqrt(safe), 0.0)
-        return MergedSpectrum(grid, flux, error, n_orders, berv_kms)
+        full = batch_shape + (grid.size,)
+        return MergedSpectrum(grid, flux, np.broadcast_to(error, full).copy(), np.broadcast_to(n_orders, full).copy(),
+                              berv_kms)
+
+    def _per_bin_factor(self, blaze):
+        """Per-pixel factor (flattened) from e- per pixel to blaze-corrected e- per 0.01 A (NaN where blaze <= 0)."""
+        return np.where(blaze > 0, PRODUCT_STEP_AA / (blaze * self.layout.pixel_width_aa), np.nan).ravel()
+
+    @cached_property
+    def _to_bin(self):
+        return self._per_bin_factor(self.layout.blaze)

@@ -147,6 +147,32 @@ def test_optical_depth_scales_with_airmass_and_pwv_and_batches():
     np.testing.assert_allclose(conv[1], telluric_transmission(wave, 2.0, 3.0, resolution=115_000))
 
 
+def test_native_transmission_matches_exact_vacuum_positions_over_the_harps_range():
+    """Interpolated table positions and the float32 evaluation reproduce an exact float64 evaluation."""
+    model = default_telluric_model()
+    wave = log_lambda_grid(3770.0, 6930.0, 0.15)
+    exact_position = np.log(air_to_vacuum(wave) / model.wave0_vac_aa) / (model.step_kms / C_KMS)
+    position = model._grid_position(wave)
+    assert np.abs(position - exact_position).max() < 1.1e-5  # table steps of 0.1 km/s
+
+    def float64_transmission(at, airmass, pwv_mm):
+        index = np.floor(at).astype(np.int64)
+        frac = at - index
+        depth = sum(scale * (model.tau[s][index] * (1.0 - frac) + model.tau[s][index + 1] * frac)
+                    for s, scale in (("O2", airmass), ("H2O", airmass * pwv_mm)))
+        return depth, np.exp(-depth)
+
+    for airmass, pwv_mm in ((1.0, 0.5), (2.2, 12.0)):
+        native = telluric_transmission(wave, airmass, pwv_mm)
+        assert native.dtype == np.float32
+        depth, expected = float64_transmission(position, airmass, pwv_mm)
+        assert (depth > 2.0).any() and (depth < 2.0).mean() > 0.9  # both evaluation paths are exercised
+        kept = expected > 1e-30
+        np.testing.assert_allclose(native[kept], expected[kept], rtol=1e-6, atol=0)
+        _, exact = float64_transmission(exact_position, airmass, pwv_mm)
+        assert np.abs(native - exact).max() < 1e-6
+
+
 def test_convolution_conserves_equivalent_width_on_any_grid():
     """The LSF redistributes absorption: the band's equivalent width survives convolution and regridding."""
     fine = log_lambda_grid(6862.0, 6925.0, 0.05)

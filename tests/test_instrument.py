@@ -244,3 +244,73 @@ def test_bad_input_raises(spectrograph):
         spectrograph.merge(np.ones((72, 4096)), berv_kms=np.nan)
     with pytest.raises(ParameterError, match="calibration"):
         EchelleLayout(calibration="bogus")
+
+
+def loop_merge_geometry(spectrograph, berv_kms, grid):
+    """Reference for the vectorised geometry: order by order, each bin's pixel pair found by searchsorted."""
+    layout = spectrograph.layout
+    pixel_wave = layout.pixel_wavelength_air_aa * (1.0 + berv_kms / C_KMS)
+    lo = layout.valid_pixels[:, 0] + spectrograph.merge_trim_px[0]
+    hi = layout.valid_pixels[:, 1] - spectrograph.merge_trim_px[1]
+    bins, pix_a, weight_b = [], [], []
+    for row in range(layout.n_orders):
+        start, stop = np.interp([lo[row], hi[row]], np.arange(layout.n_pixels), pixel_wave[row])
+        k = np.arange(np.searchsorted(grid, start, "left"), np.searchsorted(grid, stop, "right"))
+        a = np.clip(np.searchsorted(pixel_wave[row], grid[k], "right") - 1, 0, layout.n_pixels - 2)
+        bins.append(k)
+        pix_a.append(row * layout.n_pixels + a)
+        weight_b.append((grid[k] - pixel_wave[row, a]) / (pixel_wave[row, a + 1] - pixel_wave[row, a]))
+    return np.concatenate(bins), np.concatenate(pix_a), np.concatenate(weight_b)
+
+
+@pytest.mark.parametrize("berv_kms", [-31.7, 0.0, 18.25])
+def test_vectorised_merge_geometry_equals_the_order_by_order_search(spectrograph, berv_kms):
+    grid = product_grid()
+    bins, pix_a, weight_b = loop_merge_geometry(spectrograph, berv_kms, grid)
+    geom = spectrograph._merge_geometry(berv_kms, grid)
+    np.testing.assert_array_equal(geom.bins, bins)
+    np.testing.assert_array_equal(geom.pixel_a, pix_a)
+    np.testing.assert_array_equal(geom.pixel_b, pix_a + 1)
+    np.testing.assert_array_equal(geom.weight_b, weight_b)
+
+
+def test_searchsorted_left_matches_numpy():
+    from simharps.instrument import _searchsorted_left
+
+    rng = np.random.default_rng(4)
+    for grid in (product_grid(), np.sort(rng.uniform(0.0, 10.0, 1000))):
+        keys = np.concatenate([rng.uniform(grid[0] - 1, grid[-1] + 1, 20000), grid[::3],
+                               np.sort(rng.choice(grid, 500))])
+        np.testing.assert_array_equal(_searchsorted_left(grid, keys), np.searchsorted(grid, keys, "left"))
+
+
+def test_shared_variance_merges_like_a_broadcast_one(spectrograph, flat_extraction):
+    _, counts = flat_extraction
+    rng = np.random.default_rng(8)
+    variance = counts + 6 * 5.45**2
+    draws = counts + rng.normal(size=(3,) + counts.shape) * np.sqrt(variance)
+    row = int(np.argmin(np.abs(spectrograph.layout.pixel_wavelength_air_aa[:, 2048] - 4600.0)))
+    draws[1, row, 1500:1700] = np.nan  # one spectrum loses pixels the others keep
+    grid = product_grid(4500.0, 4700.0)
+    shared = spectrograph.merge(draws, variance, 4.0, wavelength_grid_aa=grid)
+    full = spectrograph.merge(draws, np.stack([variance] * 3), 4.0, wavelength_grid_aa=grid)
+    for name in ("flux", "error", "n_orders"):
+        np.testing.assert_array_equal(getattr(shared, name), getattr(full, name))
+    assert (shared.n_orders[1] < shared.n_orders[0]).any()
+    with pytest.raises(ParameterError, match="variance"):
+        spectrograph.merge(draws, variance[:, :100])
+
+
+def test_float32_density_extracts_like_float64(spectrograph):
+    wave = log_lambda_grid(5480.0, 5530.0, step_kms=0.15)
+    rng = np.random.default_rng(6)
+    centres = rng.uniform(5485.0, 5525.0, 60)
+    depth = rng.uniform(0.05, 0.95, 60)
+    velocity = C_KMS * np.log(wave[:, None] / centres)
+    density = 300.0 * np.prod(1.0 - depth * np.exp(-0.5 * (velocity / 3.0) ** 2), axis=1)
+    double = spectrograph.extract(wave, density)
+    single = spectrograph.extract(wave, density.astype(np.float32))
+    recorded = np.isfinite(double)
+    np.testing.assert_array_equal(np.isfinite(single), recorded)
+    assert recorded.sum() > 1000
+    np.testing.assert_allclose(single[recorded], double[recorded], rtol=2e-7)
