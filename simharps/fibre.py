@@ -224,8 +224,13 @@ class Filippenko1982Refraction:
         return ARCSEC_PER_RADIAN * delta_n * tan_z
 
 
+DEFAULT_ADR_RESIDUAL_FRACTION = 0.1
+"""Fraction of the atmospheric dispersion the ADC leaves uncorrected (an assumption)."""
+
+
 def injection_efficiency(wavelength_air_aa, seeing_arcsec, airmass, fibre_offset_arcsec=0.0,
-                         fibre_offset_angle_deg=0.0, parallactic_angle_deg=0.0, adr_residual_fraction=0.1,
+                         fibre_offset_angle_deg=0.0, parallactic_angle_deg=0.0,
+                         adr_residual_fraction=DEFAULT_ADR_RESIDUAL_FRACTION,
                          guiding_wavelength_aa=5500.0, temperature_c=10.0, pressure_hpa=775.0,
                          water_vapour_pressure_hpa=5.0, fibre_diameter_arcsec=HARPS_FIBRE_DIAMETER_ARCSEC,
                          beta=MOFFAT_BETA_TRUJILLO2001):

@@ -54,19 +54,23 @@ from simharps.atmosphere import continuum_transmission, telluric_transmission
 from simharps.constants import C_KMS
 from simharps.detector import Detector
 from simharps.errors import ParameterError, SimharpsError
-from simharps.fibre import injection_efficiency
+from simharps.fibre import DEFAULT_ADR_RESIDUAL_FRACTION, injection_efficiency
 from simharps.grids import PRODUCT_RANGE_AA, product_grid
 from simharps.instrument import HarpsSpectrograph
-from simharps.ism import extinction_transmission, interstellar_optical_depth
+from simharps.ism import DEFAULT_ISM_B_KMS, extinction_transmission, interstellar_optical_depth
 from simharps.kinematics import barycentric_correction
 from simharps.lsf import convolve_gaussian_velocity
 from simharps.photometry import BESSELL_V_WAVELENGTH_AA, photon_flux, synthetic_vmag
 from simharps.sites import SITES
 from simharps.stellar import TemplateGrid
+from simharps.stellar.synthesis import DEFAULT_VMIC_KMS, default_vmac_kms
 from simharps.telescope import telescope_transmission
 
 STAGES = ("ism", "atmosphere", "telescope", "fibre", "noise")
-"""Stages that can be switched off; the stellar spectrum, LSF, orders and merging are always simulated."""
+"""Stages that can be switched off."""
+
+ALWAYS_ON_STAGES = ("stellar", "instrument")
+"""Stages always simulated (the stellar spectrum; LSF, orders and merging): they may be named, never switched off."""
 
 TELESCOPE_AREA_CM2 = np.pi / 4.0 * (357.0**2 - 120.0**2)
 """ESO 3.6 m collecting area: 3.57 m primary less a ~1.2 m central obstruction (approximate: it enters only
@@ -85,12 +89,15 @@ REFERENCE = dict(teff_k=5770.0, logg_cgs=4.44, mh_dex=0.0, vsini_kms=2.0, rv_kms
 
 REFERENCE_SNR_550 = 110.0
 
-DEFAULTS = dict(logg_cgs=4.44, mh_dex=0.0, vsini_kms=2.0, vmac_kms=None, rv_kms=0.0, ebv_mag=0.0, rv_dust=3.1,
-                extinction_law="G23", ism_rv_kms=0.0, airmass=1.2, pwv_mm=SITES["lasilla"]["median_pwv_mm"],
+DEFAULTS = dict(logg_cgs=4.44, mh_dex=0.0, vmic_kms=DEFAULT_VMIC_KMS, vsini_kms=2.0, vmac_kms=None, rv_kms=0.0,
+                ebv_mag=0.0, rv_dust=3.1, extinction_law="G23", ism_rv_kms=0.0, ism_b_kms=DEFAULT_ISM_B_KMS,
+                logn_caii_cm2=None, adr_residual_fraction=DEFAULT_ADR_RESIDUAL_FRACTION, airmass=1.2,
+                pwv_mm=SITES["lasilla"]["median_pwv_mm"],
                 seeing_arcsec=1.0, fibre_offset_arcsec=0.0, fibre_offset_angle_deg=0.0, parallactic_angle_deg=0.0,
                 read_noise_e=Detector.read_noise_e, gain_e_per_adu=Detector.gain_e_per_adu,
                 site="lasilla", instrument="HARPS")
-"""Values used for parameters a caller leaves out (``pwv_mm``: the La Silla median, ``simharps.sites``)."""
+"""Values used for parameters a caller leaves out (``pwv_mm``: the La Silla median, ``simharps.sites``; ``vmac_kms``
+None: the Valenti & Fischer 2005 relation of the star's Teff, recorded in the truth)."""
 
 SMOOTH_STEP_AA = 1.0
 """Sampling of the smooth factors (V-band scale, photons per erg, dust, continuum extinction, optics, fibre injection),
@@ -163,20 +170,31 @@ def default_spectrograph():
     return HarpsSpectrograph()
 
 
-def _enabled_stages(stages):
+def enabled_stages(stages):
+    """The switchable stages that are on: ``stages`` is None (all), a mapping name -> bool (unnamed ones stay on) or an
+    iterable of the enabled names. ParameterError for unknown names or for switching off an always-on stage."""
     if stages is None:
         return set(STAGES)
     requested = dict(stages) if isinstance(stages, dict) else {name: True for name in stages}
-    unknown = set(requested) - set(STAGES)
+    unknown = set(requested) - set(STAGES) - set(ALWAYS_ON_STAGES)
     if unknown:
         raise ParameterError(f"unknown stage(s) {sorted(unknown)}; stages that can be switched are {list(STAGES)}")
+    off = [name for name in ALWAYS_ON_STAGES if not requested.get(name, True)]
+    if off:
+        raise ParameterError(f"stage(s) {off} are always simulated and cannot be switched off")
     if isinstance(stages, dict):
         return {name for name in STAGES if requested.get(name, True)}
-    return set(requested)
+    return set(requested) & set(STAGES)
 
 
-def _resolve_parameters(params):
+def resolve_parameters(params):
+    """``params`` with defaults filled in and ``berv_kms`` derived; ParameterError naming what cannot be simulated."""
     values = {**DEFAULTS, **dict(params)}
+    if values["vmac_kms"] is None:
+        values["vmac_kms"] = default_vmac_kms(values["teff_k"]) if values.get("teff_k") is not None else None
+    if values["vmic_kms"] != DEFAULT_VMIC_KMS:
+        raise ParameterError(f"vmic_kms={values['vmic_kms']}: the stellar templates are built at vmic_kms="
+                             f"{DEFAULT_VMIC_KMS} km/s only")
     for name in ("teff_k", "vmag", "exptime_s"):
         if values.get(name) is None:
             raise ParameterError(f"{name} is required")
@@ -289,7 +307,7 @@ def _smooth_response(values, enabled, coarse_bary_aa, berv_factor):
         factor *= injection_efficiency(
             coarse_obs, values["seeing_arcsec"], values["airmass"], values["fibre_offset_arcsec"],
             fibre_offset_angle_deg=values["fibre_offset_angle_deg"],
-            parallactic_angle_deg=values["parallactic_angle_deg"])
+            parallactic_angle_deg=values["parallactic_angle_deg"], adr_residual_fraction=values["adr_residual_fraction"])
     return factor
 
 
@@ -307,8 +325,9 @@ def _photons_at_spectrograph(values, enabled, templates, start_aa, stop_aa, effi
                               window=(start_aa * berv_factor, stop_aa * berv_factor))
     wave_bary = star.wavelength_air_aa
     lines = star.normalised
-    if "ism" in enabled and values["ebv_mag"] > 0:
-        tau_ism = interstellar_optical_depth(wave_bary, values["ebv_mag"], values["ism_rv_kms"])
+    if "ism" in enabled and (values["ebv_mag"] > 0 or values["logn_caii_cm2"] is not None):
+        tau_ism = interstellar_optical_depth(wave_bary, values["ebv_mag"], values["ism_rv_kms"], values["ism_b_kms"],
+                                             values["logn_caii_cm2"])
         lines = lines * np.exp(-tau_ism.astype(np.float32))
 
     coarse = _coarse_grid(wave_bary)
@@ -349,7 +368,7 @@ def reference_efficiency():
     layout = default_spectrograph().layout
     row = layout.order_index(SN50_ORDER)
     start, stop = layout.valid_range_air_aa[row]
-    values = _resolve_parameters(REFERENCE)
+    values = resolve_parameters(REFERENCE)
     expected_e = _expected_chain(values, set(STAGES), start + 1.0, stop - 1.0, efficiency=1.0)[-1]
     centre = layout.n_pixels // 2
     signal_at_unit_eps = float(np.nanmedian(expected_e[row, centre - SN50_CENTRAL_PIXELS:centre + SN50_CENTRAL_PIXELS]))
@@ -361,8 +380,8 @@ def reference_efficiency():
 
 def simulate(params, seed, *, components=False, stages=None, window=None):
     """Simulate one HARPS product; see the module docstring. ``seed``: int or numpy SeedSequence."""
-    enabled = _enabled_stages(stages)
-    values = _resolve_parameters(params)
+    enabled = enabled_stages(stages)
+    values = resolve_parameters(params)
     start_aa, stop_aa = _product_window(window)
     margin = WINDOW_MARGIN_KMS / C_KMS
     efficiency = reference_efficiency()

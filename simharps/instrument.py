@@ -71,7 +71,7 @@ Example
 >>> spectrograph = HarpsSpectrograph()
 >>> wave_obs_aa = log_lambda_grid(3770.0, 6925.0, step_kms=0.15)
 >>> counts = spectrograph.extract(wave_obs_aa, 50.0 * np.ones_like(wave_obs_aa))  # (72, 4096)
->>> product = spectrograph.merge(counts, variance=counts + 17 * 5.45**2, berv_kms=-8.686)
+>>> product = spectrograph.merge(counts, variance=counts + 6 * 5.45**2, berv_kms=-8.686)
 >>> product.wavelength_air_aa, product.flux, product.error
 """
 

@@ -18,8 +18,8 @@ from functools import partial
 import numpy as np
 
 from simharps.dataset import Channels, generate, write_dataset
-from simharps.errors import SimharpsError
-from simharps.forward import STAGES, simulate_batch
+from simharps.errors import ParameterError, SimharpsError
+from simharps.forward import ALWAYS_ON_STAGES, STAGES, enabled_stages, resolve_parameters, simulate_batch
 from simharps.ingest import prepare_files
 from simharps.scenario import sample_population, spectrum_seed
 
@@ -69,6 +69,20 @@ def simulate_dataset_batch(rows, seeds, **options):
     return batch
 
 
+def _check_simulable(scenario, rows, stages):
+    """Fail before any work when the forward model cannot simulate the scenario's stages or one of its rows."""
+    try:
+        enabled_stages(stages)
+        for index, row in enumerate(rows):
+            try:
+                resolve_parameters(row)
+            except ParameterError as problem:
+                raise ParameterError(f"population row {index} ({row.get('target_id')}, epoch {row.get('epoch')}): "
+                                     f"{problem}") from problem
+    except ParameterError as problem:
+        raise SimharpsError(f"{scenario.path}: {problem}") from problem
+
+
 def simulate_scenario(scenario, out_dir, *, workers=1, scheduler=None, progress=True, overwrite=False):
     """Simulate (or, for a real-data source, ingest) ``scenario`` into the dataset directory ``out_dir``."""
     manifest_extra = {"scenario_name": scenario.name, "scenario_settings": scenario.to_dict(),
@@ -79,9 +93,12 @@ def simulate_scenario(scenario, out_dir, *, workers=1, scheduler=None, progress=
     if scenario.model.stellar_model != "builtin":
         raise SimharpsError(f"{scenario.path}: stellar_model {scenario.model.stellar_model!r} is not wired into the "
                             "forward model yet; use stellar_model: builtin")
-    simulate = partial(simulate_dataset_batch, components=scenario.components,
-                       stages={name: name in scenario.stages for name in STAGES}, window=scenario.window_aa)
-    return generate(population_rows(scenario), scenario.seed, out_dir, simulate, chunk_size=CHUNK_SIZE,
+    stages = {name: name in scenario.stages for name in STAGES + ALWAYS_ON_STAGES}
+    rows = population_rows(scenario)
+    _check_simulable(scenario, rows, stages)
+    simulate = partial(simulate_dataset_batch, components=scenario.components, stages=stages,
+                       window=scenario.window_aa)
+    return generate(rows, scenario.seed, out_dir, simulate, chunk_size=CHUNK_SIZE,
                     workers=workers, scheduler=scheduler, channels=_channels(scenario), progress=progress,
                     scenario_text=scenario.text, manifest_extra=manifest_extra, overwrite=overwrite)
 

@@ -6,6 +6,7 @@ from astropy.io import fits
 
 from simharps.constants import C_KMS
 from simharps.errors import ParameterError
+from simharps import forward
 from simharps.forward import REFERENCE, REFERENCE_SNR_550, simulate, simulate_batch
 from simharps.io import read_harps
 from simharps.ism import extinction_transmission
@@ -125,9 +126,36 @@ def test_bad_parameters_name_the_parameter(change, name):
         simulate(dict(SUN, **change), seed=0, window=(5000.0, 5010.0))
 
 
-def test_unknown_stage_is_refused():
+def test_unknown_stage_is_refused_and_always_on_stages_cannot_be_switched_off():
     with pytest.raises(ParameterError, match="stage"):
         simulate(SUN, seed=0, window=(5000.0, 5010.0), stages={"clouds": False})
+    with pytest.raises(ParameterError, match="always simulated"):
+        simulate(SUN, seed=0, window=(5000.0, 5010.0), stages={"stellar": False})
+    assert forward.enabled_stages(["stellar", "instrument", "noise"]) == {"noise"}
+
+
+def test_truth_records_the_values_used():
+    truth = simulate(dict(SUN, vmac_kms=None), seed=0, window=(5000.0, 5010.0)).truth
+    assert truth["vmac_kms"] == pytest.approx(3.98)  # Valenti & Fischer (2005) at 5770 K
+    with pytest.raises(ParameterError, match="vmic_kms"):
+        simulate(dict(SUN, vmic_kms=1.5), seed=0, window=(5000.0, 5010.0))
+
+
+def test_calcium_column_and_adr_residual_reach_the_spectrum():
+    window = (3925.0, 3975.0)
+    quiet = {"noise": False}
+    plain = simulate(SUN, seed=0, components=True, window=window, stages=quiet)
+    clouds = simulate(dict(SUN, logn_caii_cm2=13.0), seed=0, components=True, window=window, stages=quiet)
+    ca_k = np.argmin(np.abs(plain.wavelength_air_aa - 3933.66))  # interstellar Ca II K at ism_rv_kms = 0
+    assert clouds.components["stellar"][ca_k] < 0.8 * plain.components["stellar"][ca_k]
+    far = np.abs(plain.wavelength_air_aa - 3933.66) > 1.0
+    np.testing.assert_allclose(clouds.components["stellar"][far & (np.abs(plain.wavelength_air_aa - 3968.47) > 1.0)],
+                               plain.components["stellar"][far & (np.abs(plain.wavelength_air_aa - 3968.47) > 1.0)],
+                               rtol=1e-4)
+    tilted = dict(SUN, airmass=2.0)
+    corrected = simulate(dict(tilted, adr_residual_fraction=0.0), seed=0, window=window, stages=quiet)
+    uncorrected = simulate(dict(tilted, adr_residual_fraction=1.0), seed=0, window=window, stages=quiet)
+    assert np.median(uncorrected.flux_expected / corrected.flux_expected) < 0.95
 
 
 def test_batch_skips_a_bad_spectrum_and_reports_it():
@@ -156,7 +184,7 @@ def test_single_precision_chain_agrees_with_double_precision():
     """The float32 working-grid arrays change the expected electrons by < 1e-6, even in saturated line cores."""
     from simharps import forward
 
-    values = forward._resolve_parameters(dict(SUN, ebv_mag=0.2))
+    values = forward.resolve_parameters(dict(SUN, ebv_mag=0.2))
     wave_obs, continuum, lines, telluric, _ = forward._photons_at_spectrograph(
         values, set(forward.STAGES), forward.default_templates(), 5860.0, 5910.0, forward.reference_efficiency())
     assert continuum.dtype == lines.dtype == telluric.dtype == np.float32

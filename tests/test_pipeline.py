@@ -81,3 +81,12 @@ def test_dataset_batches_mark_the_ccd_gap_as_nan_like_ingest():
     assert 3000 < gap.sum() < 3500  # ~33 A of the 5303-5337 A gap
     np.testing.assert_array_equal(np.isnan(batch.flux[0]), gap)
     np.testing.assert_array_equal(batch.flux[0][~gap], product.flux[~gap])
+
+
+def test_configuration_the_forward_model_lacks_fails_before_any_work(tmp_path, capsys):
+    eggs = tmp_path / "eggs.yaml"
+    eggs.write_text(CI_SCENARIO.read_text().replace("    exptime_s: 300 s", "    exptime_s: 300 s\n    instrument_mode: EGGS"))
+    assert main(["simulate", str(eggs), "--out", str(tmp_path / "never"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "eggs.yaml" in err and "instrument_mode" in err and "row 0" in err
+    assert not (tmp_path / "never").exists()

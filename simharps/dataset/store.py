@@ -716,7 +716,6 @@ class Dataset:
         self.chunk_size = int(counts["chunk_size"])
         self._n = int(counts["n_spectra"])
         self._cache = OrderedDict()
-        self._metas = {}
         self._table = None
         self._wavelength = None
 

@@ -14,8 +14,8 @@ the relativistic Doppler factor sqrt((1 + v/c) / (1 - v/c)); the CCF is fitted w
 Input: a spectrum on the dataset grid (barycentric, air A) with NaN where there is no data; pixels where the
 telluric component is below ``telluric_floor`` are set to NaN first, which drops the mask lines that touch
 them (the DRS masks already avoid the strongest telluric bands). The RV is in the masks' zero point
-(~+0.1 km/s from laboratory wavelengths: convective blueshift / gravitational redshift conventions; DESIGN
-"Measured facts").
+(the G2 mask lines sit +0.20 km/s (median) from VALD laboratory wavelengths, so RVs of the built-in synthetic
+spectra come out 0.276 km/s low: tests/test_stellar_reality.py; DESIGN "Measured facts" quotes ~+0.1 km/s).
 
 Approximations: one merged 1-D spectrum instead of the DRS per-order CCFs (the continuum shape enters each
 line's box through the flux level, as a weight); no per-order flux normalisation; the Gaussian fit is

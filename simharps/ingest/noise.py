@@ -32,7 +32,7 @@ Assumptions, and the evidence for them
 * Read-noise term: ``n_window`` = 6 CCD pixels, not the 17-pixel box of the extraction slit: solving
   SN_i = X_i / sqrt(X_i + n RON^2) for n with the DRS's own ``ESO DRS SPE EXT SN{i}`` keywords and the
   order-centre fluxes X_i of the Gl273 e2ds gives a median n = 6.0 (10-90 %: 4-9) over the 72 orders: the
-  optimal extraction (``ESO DRS SPE EXT OPT``) weights the window. ``Detector``'s default 17 is its upper bound.
+  optimal extraction (``ESO DRS SPE EXT OPT``) weights the window. ``Detector`` uses the same 6 (a box extraction would be 17).
 * Read noise and gain: each file's ``DETRON`` / ``ESO DRS CCD SIGDET`` (e- per CCD pixel), else 5.45 e-.
 * The layout and blaze are the 2003-12-12 calibration (``simharps/data/harps_orders.md``); later HARPS
   configurations (2015 fibre change) have slightly different blaze shapes: errors near order edges are

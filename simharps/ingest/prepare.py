@@ -55,7 +55,7 @@ from simharps.ingest.resample import (RESAMPLING_METHOD, check_lattice_grid, on_
                                       resample_flux_conserving)
 from simharps.ingest.targets import assign_targets, join_labels, normalise_name, target_position
 from simharps.ingest.telluric import RESOLVING_POWER, choose_pwv, fit_pwv, telluric_component
-from simharps.io import read_harps
+from simharps.io.harps import read_harps
 from simharps.kinematics import barycentric_correction, berv_inputs_from_header
 
 COMPONENTS = ("telluric",)

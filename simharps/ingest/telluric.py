@@ -47,6 +47,7 @@ import numpy as np
 
 from simharps.atmosphere import default_telluric_model
 from simharps.constants import C_KMS
+from simharps.instrument import RESOLVING_POWER as HARPS_RESOLVING_POWER
 from simharps.sites import SITES
 
 H2O_WINDOWS_AA = ((5880.0, 5990.0), (6460.0, 6590.0))
@@ -58,7 +59,7 @@ PWV_DEFAULT_MM = {name: site["median_pwv_mm"] for name, site in SITES.items()}
 """Site medians used when PWV is neither fitted nor in the header (``simharps.sites``)."""
 PWV_FALLBACK_MM = SITES["lasilla"]["median_pwv_mm"]
 """Default at an unknown site (the La Silla median)."""
-RESOLVING_POWER = {"HARPS": 115_000.0, "ESPRESSO": 140_000.0}
+RESOLVING_POWER = {"HARPS": HARPS_RESOLVING_POWER, "ESPRESSO": 140_000.0}
 CHUNK_AA = 1.0
 CLIP_SIGMA = 5.0
 MIN_DELTA_CHI2 = 25.0

@@ -46,7 +46,6 @@ from astropy.time import Time
 
 from simharps.kinematics import _offline_astropy, site_location
 
-SIDEREAL_DEG_PER_DAY = 360.98564736629
 CANDIDATES_PER_ROUND = 64
 MAX_ROUNDS = 40
 

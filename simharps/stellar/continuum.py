@@ -35,8 +35,8 @@ from simharps.constants import C_KMS
 H_PLANCK_CGS = 6.62607015e-27
 C_CGS = 2.99792458e10
 K_BOLTZMANN_CGS = 1.380649e-16
-SIGMA_SB_CGS = 5.670374e-5
 BIN_WIDTH_AA = 50.0
+"""Width of the bins (A) over which the lines' blocked-flux fraction sets the backwarming."""
 
 
 def planck_flux(wavelength_aa, temperature_k):

@@ -51,6 +51,7 @@ from simharps.grids import WORKING_STEP_KMS
 from simharps.kinematics import doppler_factor
 from simharps.stellar.balmer import balmer_opacity
 from simharps.stellar.continuum import (
+    BIN_WIDTH_AA,
     backwarmed_temperature,
     blanketing_coefficient,
     equivalent_widths_kms,
@@ -119,7 +120,7 @@ def check_window(window):
 
 def continuum_temperature(teff_k, logg_cgs, parameters):
     """Backwarmed continuum temperature T_b from the blanketing of all lines in ``parameters``."""
-    edges = np.arange(FULL_RANGE_AA[0], FULL_RANGE_AA[1] + 1.0, 50.0)
+    edges = np.arange(FULL_RANGE_AA[0], FULL_RANGE_AA[1] + 1.0, BIN_WIDTH_AA)
     widths = line_width_aa(parameters.wavelength_air_aa, equivalent_widths_kms(*parameters[1:]))
     beta = blanketing_coefficient(edges, parameters.wavelength_air_aa, widths,
                                   lambda w: balmer_opacity(w, teff_k, logg_cgs))
