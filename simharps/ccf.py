@@ -34,6 +34,7 @@ from scipy.optimize import curve_fit
 
 from simharps.constants import C_KMS
 from simharps.errors import HarpsFormatError, SimharpsError
+from simharps.kinematics import doppler_factor
 
 DEFAULT_MASK_WIDTH_KMS = 0.82
 FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
@@ -86,8 +87,7 @@ def cross_correlate(wavelength_air_aa, flux, mask, velocities_kms, mask_width_km
     flux = np.asarray(flux, dtype=float)
     velocities = np.asarray(velocities_kms, dtype=float)
     edges = _pixel_edges(wavelength)
-    beta = velocities / C_KMS
-    doppler = np.sqrt((1 + beta) / (1 - beta))
+    doppler = doppler_factor(velocities)
     half = 0.5 * mask_width_kms / C_KMS
     lo = mask.wavelength_air_aa[:, None] * doppler[None, :] * (1 - half)
     hi = mask.wavelength_air_aa[:, None] * doppler[None, :] * (1 + half)

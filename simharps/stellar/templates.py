@@ -32,6 +32,7 @@ Example
 
 import hashlib
 import os
+from collections import OrderedDict
 from importlib import resources
 from itertools import product
 from pathlib import Path
@@ -57,6 +58,9 @@ from simharps.stellar.synthesis import (
     lattice_wavelengths,
     normalised_lines,
 )
+
+MEMORY_NODES = 32
+"""Templates kept in memory per process, least recently used dropped first (~5 MB each; the rest stay on disk)."""
 
 TEMPLATE_VERSION = 2
 """Bumped with every change of the synthesis physics (2: finite core depth A_c), so stale caches are not read."""
@@ -98,7 +102,7 @@ class TemplateGrid:
         self.wavelength_air_aa = lattice_wavelengths(self.first, self.last, self.step_kms)
         key = f"v{TEMPLATE_VERSION}_{_line_table_hash()}_step{self.step_kms:g}_vmic{self.vmic_kms:g}"
         self.cache_dir = Path(cache_dir) if cache_dir is not None else cache_root() / key
-        self._memory = {}
+        self._memory = OrderedDict()
 
     def _path(self, teff_k, logg_cgs, mh_dex):
         return self.cache_dir / f"t{teff_k:.0f}_g{logg_cgs:+.2f}_m{mh_dex:+.2f}.npz"
@@ -115,6 +119,7 @@ class TemplateGrid:
         """One node, from memory, the disk cache, or built (and cached) now."""
         key = (float(teff_k), float(logg_cgs), float(mh_dex))
         if key in self._memory:
+            self._memory.move_to_end(key)
             return self._memory[key]
         path = self._path(*key)
         if path.exists():
@@ -127,17 +132,22 @@ class TemplateGrid:
             np.savez(tmp, normalised=entry[0], temperature_ratio=entry[1])
             os.replace(tmp, path)
         self._memory[key] = entry
+        if len(self._memory) > MEMORY_NODES:
+            self._memory.popitem(last=False)
         return entry
 
-    def interpolate(self, teff_k, logg_cgs, mh_dex):
-        """Multilinear interpolation of the 8 surrounding nodes: (normalised float32 rest flux, T_b / Teff)."""
+    def interpolate(self, teff_k, logg_cgs, mh_dex, span=slice(None)):
+        """Multilinear interpolation of the 8 surrounding nodes: (normalised float32 rest flux, T_b / Teff).
+
+        ``span``: the slice of the template lattice wanted (default all of it); only that part is summed.
+        """
         brackets = [
             _bracket(self.teff_nodes_k, teff_k, "teff_k"),
             _bracket(self.logg_nodes_cgs, logg_cgs, "logg_cgs"),
             _bracket(self.mh_nodes_dex, mh_dex, "mh_dex"),
         ]
         nodes = (self.teff_nodes_k, self.logg_nodes_cgs, self.mh_nodes_dex)
-        flux = np.zeros(len(self.wavelength_air_aa), dtype=np.float32)
+        flux = np.zeros(len(self.wavelength_air_aa[span]), dtype=np.float32)
         ratio = 0.0
         for corner in product((0, 1), repeat=3):
             weight = np.prod([w if c else 1.0 - w for c, (_, w) in zip(corner, brackets)])
@@ -145,7 +155,7 @@ class TemplateGrid:
                 continue
             values = [axis[i + c] for axis, c, (i, _) in zip(nodes, corner, brackets)]
             normalised, node_ratio = self.template(*values)
-            flux += np.float32(weight) * normalised
+            flux += np.float32(weight) * normalised[span]
             ratio += weight * node_ratio
         return flux, ratio
 
@@ -167,8 +177,8 @@ class TemplateGrid:
                 f"window {start}-{stop} A at rv_kms={rv_kms} needs rest wavelengths outside the template range "
                 f"{TEMPLATE_RANGE_AA[0]}-{TEMPLATE_RANGE_AA[1]} A"
             )
-        normalised, ratio = self.interpolate(teff_k, logg_cgs, mh_dex)
-        broadened = broaden(normalised[lo:hi], self.step_kms, vsini_kms, vmac_kms, limb_darkening, macroturbulence)
+        normalised, ratio = self.interpolate(teff_k, logg_cgs, mh_dex, slice(lo, hi))
+        broadened = broaden(normalised, self.step_kms, vsini_kms, vmac_kms, limb_darkening, macroturbulence)
         out_index = np.arange(first_out, last_out + 1)
         source = out_index - shift_px - self.first - lo
         shifted = np.interp(source, np.arange(hi - lo), broadened).astype(np.float32)
