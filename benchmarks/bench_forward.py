@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from simharps.constants import C_KMS
-from simharps.forward import WINDOW_MARGIN_KMS, default_templates, reference_efficiency, simulate
+from simharps.forward import default_templates, reference_efficiency, simulate
 from simharps.grids import PRODUCT_RANGE_AA
 
 

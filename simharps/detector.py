@@ -6,6 +6,16 @@ Model (per extracted pixel, i.e. one detector column summed over the extraction 
     variance_e = S + D + n_window * RON**2  Poisson photon + dark noise, read noise of n_window CCD pixels
     counts_adu = (Poisson(mean_e) + Normal(0, sqrt(n_window) * RON) - D + R) / gain
 
+Photon + read noise are drawn exactly (Poisson plus Normal) where ``mean_e`` < ``POISSON_EXACT_BELOW_E``; above it
+their sum is drawn from one standard normal z through the Cornish-Fisher expansion with the sum's own skewness
+g1 = mean_e / sigma^3 and excess kurtosis g2 = mean_e / sigma^4 (sigma^2 = variance_e)::
+
+    counts_e = mean_e + sigma [z + (z^2 - 1) g1 / 6 + (z^3 - 3 z) g2 / 24 - (2 z^3 - 5 z) g1^2 / 36]
+
+which has the exact mean and variance and the right skewness and kurtosis to O(1 / mean_e) (at 50 e-: skewness
+0.14 reproduced, residual errors ~1 %); it is 3-4x cheaper than a Poisson draw and continuous (real extracted
+pixels are weighted sums over the extraction window, not integers either).
+
 ``R`` are cosmic-ray residuals (below). The pipeline subtracts the mean dark, so ``counts_adu`` has expectation
 ``S / gain`` and ``error_adu = sqrt(variance_e) / gain``: (counts - expectation) / error has unit variance, which is
 what the ERR column must promise. Expectation and variance are computed apart from the random draw (as DESI's
@@ -52,6 +62,8 @@ ADC_MAX_ADU = 65535.0
 COSMIC_RATE_PER_S = 1.4
 """Cosmic-ray hits per second over all 72 x 4096 extracted pixels (slope of the NBCOS counts of the real headers)."""
 EXTRACTED_PIXELS = 72 * 4096
+POISSON_EXACT_BELOW_E = 50.0
+"""Expected photo-electrons below which the photon noise is drawn from the Poisson distribution itself."""
 
 
 @dataclass(frozen=True)
@@ -104,29 +116,58 @@ class Detector:
 
     def draw(self, electrons, exptime_s, rng):
         """One noisy realisation: (counts_adu, error_adu, saturated mask); dark subtracted as the DRS does."""
-        electrons = np.clip(np.asarray(electrons, dtype=float), 0.0, None)
-        dark_e = self.dark_e_per_px_s * exptime_s * self.n_window
-        sigma_e = np.sqrt(self.variance_e(electrons, exptime_s))
-        counts_e = rng.poisson(electrons + dark_e if dark_e else electrons).astype(float)
-        if dark_e:
-            counts_e -= dark_e
-        counts_e += rng.normal(0.0, np.sqrt(self.n_window) * self.read_noise_e, size=electrons.shape)
-        np.add.at(counts_e.reshape(-1), *self._cosmic_hits(sigma_e, exptime_s, rng))
-        saturated = electrons >= self.saturation_e
-        counts_e[saturated] = self.saturation_e
-        return counts_e / self.gain_e_per_adu, sigma_e / self.gain_e_per_adu, saturated
+        counts_e, _, saturated = self.draw_e(electrons, exptime_s, rng)
+        error_adu = np.sqrt(self.variance_e(electrons, exptime_s)) / self.gain_e_per_adu
+        return counts_e.astype(float) / self.gain_e_per_adu, error_adu, saturated
 
-    def _cosmic_hits(self, sigma_e, exptime_s, rng):
+    def draw_e(self, electrons, exptime_s, rng):
+        """``draw`` in photo-electrons, float32: (counts_e, variance_e, saturated); the variance is that of the
+        expectation (``variance_e``), the same numbers ``draw`` turns into its error."""
+        electrons = np.asarray(electrons, dtype=float)
+        dark_e = self.dark_e_per_px_s * exptime_s * self.n_window
+        counts_e, variance_e = photon_and_read_noise(np.clip(electrons, 0.0, None) + dark_e,
+                                                     self.n_window * self.read_noise_e**2, rng)
+        if dark_e:
+            counts_e -= np.float32(dark_e)
+        index, deposit = self._cosmic_hits(variance_e, exptime_s, rng)
+        np.add.at(counts_e.reshape(-1), index, deposit.astype(np.float32))
+        saturated = electrons >= self.saturation_e
+        if saturated.any():
+            counts_e[saturated] = self.saturation_e
+        return counts_e, variance_e, saturated
+
+    def _cosmic_hits(self, variance_e, exptime_s, rng):
         """(flat pixel indices, deposits in e-) of the sub-threshold cosmic-ray residuals the DRS rejection leaves."""
         rate_per_px = self.cosmic_rate_per_s * exptime_s * self.cosmic_residual_fraction / EXTRACTED_PIXELS
-        n_hits = rng.poisson(rate_per_px * sigma_e.size)
+        n_hits = rng.poisson(rate_per_px * variance_e.size)
         if not n_hits:
             return np.zeros(0, dtype=np.int64), np.zeros(0)
-        flat_index = rng.integers(0, sigma_e.size, size=n_hits)
-        return flat_index, rng.uniform(0.0, self.cosmic_threshold_sigma, size=n_hits) * sigma_e.flat[flat_index]
+        flat_index = rng.integers(0, variance_e.size, size=n_hits)
+        sigma_e = np.sqrt(np.asarray(variance_e, dtype=float).flat[flat_index])
+        return flat_index, rng.uniform(0.0, self.cosmic_threshold_sigma, size=n_hits) * sigma_e
 
     def _cosmic_residuals_e(self, sigma_e, exptime_s, rng):
         """Sub-threshold cosmic-ray deposits left after the DRS rejection (e-), scattered over the pixels."""
         residuals = np.zeros(sigma_e.shape)
-        np.add.at(residuals.reshape(-1), *self._cosmic_hits(sigma_e, exptime_s, rng))
+        np.add.at(residuals.reshape(-1), *self._cosmic_hits(np.square(sigma_e), exptime_s, rng))
         return residuals
+
+
+def photon_and_read_noise(mean_e, read_variance_e2, rng):
+    """Poisson(mean_e) + Normal(0, read_variance_e2) draws and their variance, float32 (shape of ``mean_e``): exact
+    below ``POISSON_EXACT_BELOW_E``, Cornish-Fisher above (module docstring)."""
+    mean_e = np.asarray(mean_e, dtype=float)
+    z = rng.standard_normal(mean_e.shape, dtype=np.float32)
+    mean32 = mean_e.astype(np.float32)
+    variance = mean32 + np.float32(read_variance_e2)
+    sigma = np.sqrt(variance)
+    skew = mean32 / (variance * sigma)
+    kurtosis = skew / sigma
+    z2 = z * z
+    w = z + (z2 - 1.0) * (skew / 6.0) + z * (z2 - 3.0) * (kurtosis / 24.0) - z * (2.0 * z2 - 5.0) * (skew * skew / 36.0)
+    counts_e = mean32 + sigma * w
+    low = np.flatnonzero(mean_e < POISSON_EXACT_BELOW_E)
+    if low.size:
+        counts_e.reshape(-1)[low] = (rng.poisson(mean_e.reshape(-1)[low])
+                                     + rng.normal(0.0, np.sqrt(read_variance_e2), low.size))
+    return counts_e, variance

@@ -73,6 +73,8 @@ Example
 ...                            fibre_offset_arcsec=0.2, parallactic_angle_deg=30.0)
 """
 
+from functools import lru_cache
+
 import numpy as np
 
 from simharps.errors import ParameterError
@@ -143,6 +145,13 @@ class GaussianPSF:
         return GaussianPSF(fwhm_arcsec)
 
 
+@lru_cache(maxsize=4)
+def _angle_nodes(n_nodes):
+    """Gauss-Legendre nodes and weights on [0, pi] (cached: computing them costs more than using them)."""
+    node, weight = np.polynomial.legendre.leggauss(n_nodes)
+    return 0.5 * np.pi * (node + 1.0), 0.5 * np.pi * weight
+
+
 def offset_aperture_fraction(psf, radius_arcsec, offset_arcsec, n_nodes=48):
     """Fraction of a circular PSF's flux inside a circle of ``radius_arcsec`` whose centre is ``offset_arcsec`` away.
 
@@ -151,9 +160,7 @@ def offset_aperture_fraction(psf, radius_arcsec, offset_arcsec, n_nodes=48):
     offset = np.abs(np.asarray(offset_arcsec, dtype=float))
     if not radius_arcsec > 0:
         raise ParameterError(f"aperture radius must be > 0 arcsec, got {radius_arcsec}")
-    node, weight = np.polynomial.legendre.leggauss(n_nodes)
-    theta = 0.5 * np.pi * (node + 1.0)
-    weight = 0.5 * np.pi * weight
+    theta, weight = _angle_nodes(n_nodes)
     shape = np.broadcast_shapes(offset.shape, psf.fwhm_arcsec.shape)
     flat_offset = np.broadcast_to(offset, shape).reshape(-1)
     flat_fwhm = np.broadcast_to(psf.fwhm_arcsec, shape).reshape(-1)

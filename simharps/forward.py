@@ -49,21 +49,26 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
+from scipy.interpolate import CubicSpline
 
-from simharps.atmosphere import continuum_transmission, telluric_transmission
+from simharps.atmosphere import PWV_REFERENCE_MM, extinction_mag_per_airmass, telluric_optical_depth
+from simharps.broadening import shifted_broadening_kernel
 from simharps.constants import C_KMS
 from simharps.detector import Detector
 from simharps.errors import ParameterError, SimharpsError
+from simharps.extraction import BERV_LIMIT_KMS, LatticeExtraction, MergePlan, _neighbour_pairs
 from simharps.fibre import DEFAULT_ADR_RESIDUAL_FRACTION, injection_efficiency
 from simharps.grids import PRODUCT_RANGE_AA, product_grid
 from simharps.instrument import HarpsSpectrograph
-from simharps.ism import DEFAULT_ISM_B_KMS, extinction_transmission, interstellar_optical_depth
-from simharps.kinematics import barycentric_correction
-from simharps.lsf import convolve_gaussian_velocity
+from simharps.ism import (CA_H, CA_K, DEFAULT_ISM_B_KMS, NA_D1, NA_D2, extinction_transmission,
+                          interstellar_optical_depth)
+from simharps.kinematics import barycentric_correction, doppler_factor
+from simharps.lsf import gaussian_kernel, overlap_add, overlap_save, overlap_save_samples
 from simharps.photometry import BESSELL_V_WAVELENGTH_AA, photon_flux, synthetic_vmag
 from simharps.sites import SITES
 from simharps.stellar import TemplateGrid
-from simharps.stellar.synthesis import DEFAULT_VMIC_KMS, default_vmac_kms
+from simharps.stellar.continuum import planck_flux
+from simharps.stellar.synthesis import GRID_START_AA, DEFAULT_VMIC_KMS, default_vmac_kms, lattice_indices, lattice_wavelengths
 from simharps.telescope import telescope_transmission
 
 STAGES = ("ism", "atmosphere", "telescope", "fibre", "noise")
@@ -103,21 +108,30 @@ SMOOTH_STEP_AA = 1.0
 """Sampling of the smooth factors (V-band scale, photons per erg, dust, continuum extinction, optics, fibre injection),
 multiplied there and interpolated once onto the working grid (barycentric frame)."""
 
-UPSAMPLE_STRIDE = 64
-"""The smooth factors are interpolated onto every 64th working-grid point (9.6 km/s, 0.12-0.22 A) and filled in
-linearly in between: it departs from interpolating every point by < 1e-6 relative (the 1 A sampling itself is good
-to ~2e-6)."""
-
-VBAND_BLOCK_POINTS = 8
-"""The V-band normalisation integrates means of this many working-grid points (1.2 km/s at 0.15 km/s)."""
+VBAND_BLOCK_POINTS = 64
+"""The V-band normalisation integrates means of this many lattice points (9.6 km/s at 0.15 km/s) times the smooth
+factors at the block centres: the smooth factors are linear across a block to ~1e-9."""
 
 V_BAND_WINDOW_AA = (BESSELL_V_WAVELENGTH_AA[0], 6900.0)
 """Span over which a star is normalised to its V magnitude. The Bessell passband beyond 6900 A (< 0.009) holds
 0.06 % of its weight, i.e. < 0.001 mag; stopping there lets a full-range product (3781-6913 A) serve as its own
 V-band spectrum and leaves room for RV shifts inside the stellar templates' 3700-7000 A."""
 
-WINDOW_MARGIN_KMS = 120.0
-"""Extra working-grid span on each side of a window: |BERV| <= 32 km/s plus LSF and pixel integration."""
+INJECTION_STRIDE = 10
+"""The fibre injection efficiency is computed every 10th point of the 1 A grid and interpolated by a cubic spline in
+between: it departs from the exact values by < 2e-6 even with the ADC off at airmass 2.9 and 0.4" seeing (tested)."""
+
+PIXEL_MARGIN_KMS = 5.0
+"""Pixels are simulated when their centres lie within the window widened by BERV_LIMIT_KMS plus this margin (the
+merge interpolates between neighbouring pixel centres, < 1 km/s apart)."""
+
+LATTICE_PAD_KMS = 12.0
+"""The lattice extends this far beyond the outermost simulated pixel centres (the LSF kernels reach 8.2 km/s)."""
+
+ISM_LINE_REACH_KMS = 600.0
+"""Interstellar line optical depths are evaluated within this velocity of each line's centre (as in simharps.ism)."""
+
+INTERSTELLAR_LINES = (NA_D2, NA_D1, CA_K, CA_H)
 
 
 @dataclass
@@ -238,127 +252,212 @@ def _coarse_grid(wavelength_aa):
     return np.arange(wavelength_aa[0] - SMOOTH_STEP_AA, wavelength_aa[-1] + 2 * SMOOTH_STEP_AA, SMOOTH_STEP_AA)
 
 
-def _smooth(wavelength_aa, function):
-    """Evaluate a smooth factor on a 1 A grid spanning ``wavelength_aa`` and interpolate it there."""
-    coarse = _coarse_grid(wavelength_aa)
-    return np.interp(wavelength_aa, coarse, function(coarse))
-
-
-def _interpolate_smooth(wavelength_aa, coarse_aa, values):
-    """``np.interp(wavelength_aa, coarse_aa, values)`` as float32 on a long grid, computed at every
-    ``UPSAMPLE_STRIDE``-th point (and the last) and filled in linearly in grid index between them."""
-    n = wavelength_aa.size
-    full = (n - 1) // UPSAMPLE_STRIDE
-    nodes = np.interp(wavelength_aa[np.append(np.arange(0, n - 1, UPSAMPLE_STRIDE), n - 1)], coarse_aa, values)
-    nodes = nodes.astype(np.float32)
-    step = np.arange(UPSAMPLE_STRIDE, dtype=np.float32) / np.float32(UPSAMPLE_STRIDE)
-    head = nodes[:full, None] + (nodes[1:full + 1] - nodes[:full])[:, None] * step
-    rest = n - full * UPSAMPLE_STRIDE
-    tail_step = np.arange(rest, dtype=np.float32) / np.float32(max(rest - 1, 1))
-    tail = nodes[full] + (nodes[-1] - nodes[full]) * tail_step
-    return np.concatenate([head.ravel(), tail])
-
-
 def _dust_transmission(values):
     """The ISM dust transmission of ``values`` as a function of barycentric air wavelength (A)."""
     return lambda wave_aa: extinction_transmission(wave_aa, values["ebv_mag"], values["rv_dust"],
                                                    values["extinction_law"])
 
 
-def _block_means(wavelength_aa, flux, block=VBAND_BLOCK_POINTS):
-    """(wavelength, flux) as means of ``block`` consecutive points; the end points and a remainder shorter than a
-    block are kept as they are, so the span is unchanged."""
-    n = (wavelength_aa.size - 2) // block * block
-    weights = np.full(block, 1.0 / block)
-    return tuple(np.concatenate([values[:1], values[1:n + 1].reshape(-1, block).astype(float) @ weights,
-                                 values[n + 1:]]) for values in (wavelength_aa, flux))
+@dataclass
+class _Star:
+    """A star placed on a plan's lattice: broadened, shifted normalised lines (observatory-frame lattice, float32),
+    the rest-frame lines it came from (for the V band), the continuum temperature and the frame factors."""
+
+    lines_obs: np.ndarray
+    rest_first: int
+    rest_lines: np.ndarray
+    temperature_k: float
+    doppler: float
+    berv_factor: float
 
 
-def _vband_scale(templates, values, enabled, star):
-    """Factor turning the star's surface flux into f_lambda (erg/s/cm^2/A) above the atmosphere for its V = vmag.
+class ForwardPlan:
+    """Everything about a product window that does not depend on the star or the conditions (built once, reused).
 
-    ``vmag`` is the observed magnitude, so it includes interstellar reddening when the ISM stage is on. The V-band
-    integral runs over the passband (from the last point below 4700 A, where the passband is zero) on means of
-    ``VBAND_BLOCK_POINTS`` working-grid points, which changes the scale by < 1e-7.
+    * the lattice: the synthesis lattice (0.15 km/s, ``simharps.stellar.synthesis``) read in the observatory frame,
+      spanning the order pixels that can reach the window at any BERV, plus the LSF's half-width;
+    * the telluric optical depths of O2 (airmass 1) and H2O (airmass 1, 1 mm PWV) on that lattice;
+    * which pixels are simulated, their widths, blaze, and the interpolation of the smooth factors (1 A grid) onto
+      them; the lattice -> pixel extraction and the pixel -> product-bin merge (``simharps.extraction``).
     """
-    band = V_BAND_WINDOW_AA
-    covers = star.wavelength_air_aa[0] <= band[0] and star.wavelength_air_aa[-1] >= band[1]
-    source = star if covers else templates.spectrum(values["teff_k"], values["logg_cgs"], values["mh_dex"],
-                                                    rv_kms=values["rv_kms"], window=band)
-    first = max(int(np.searchsorted(source.wavelength_air_aa, BESSELL_V_WAVELENGTH_AA[0], "right")) - 1, 0)
-    wave, flux = _block_means(source.wavelength_air_aa[first:], source.flux[first:])
-    if "ism" in enabled and values["ebv_mag"] > 0:
-        flux = flux * _smooth(wave, _dust_transmission(values))
-    return 10.0 ** (-0.4 * (values["vmag"] - synthetic_vmag(wave, flux)))
+
+    def __init__(self, start_aa, stop_aa, templates, spectrograph):
+        layout = spectrograph.layout
+        self.grid = product_grid(start_aa, stop_aa)
+        self.step_kms = templates.step_kms
+        reach = (BERV_LIMIT_KMS + PIXEL_MARGIN_KMS) / C_KMS
+        centres = layout.pixel_wavelength_air_aa
+        pixels = (centres >= self.grid[0] * (1.0 - reach)) & (centres <= self.grid[-1] * (1.0 + reach))
+        pad = np.exp(LATTICE_PAD_KMS / C_KMS)
+        self.first, last = lattice_indices(centres[pixels].min() / pad, centres[pixels].max() * pad, self.step_kms)
+        self.wavelength_obs_aa = lattice_wavelengths(self.first, last, self.step_kms)
+        self.extraction = LatticeExtraction(layout, np.log(self.wavelength_obs_aa[0]), self.step_kms,
+                                            self.wavelength_obs_aa.size, pixels, spectrograph.lsf_fwhm_kms)
+        tau = telluric_optical_depth(self.wavelength_obs_aa, 1.0, PWV_REFERENCE_MM)
+        self.tau_o2 = tau["O2"].astype(np.float32)
+        self.tau_h2o = tau["H2O"].astype(np.float32)
+        flat = self.extraction.flat_index
+        self.pixel_wave_obs_aa = centres.ravel()[flat]
+        self.pixel_scale = (layout.blaze.ravel()[flat] * self.extraction.width_kms).astype(np.float32)
+        self.coarse_obs_aa = _coarse_grid([self.pixel_wave_obs_aa.min(), self.pixel_wave_obs_aa.max()])
+        self.telescope = telescope_transmission(self.coarse_obs_aa)
+        self.extinction_mag = extinction_mag_per_airmass(self.coarse_obs_aa)
+        position = (self.pixel_wave_obs_aa - self.coarse_obs_aa[0]) / SMOOTH_STEP_AA
+        self.coarse_index = np.floor(position).astype(np.int64)
+        self.coarse_fraction = (position - self.coarse_index).astype(np.float32)
+        self.merge_plan = MergePlan(layout, self.grid, spectrograph.merge_trim_px, spectrograph.to_bin, pixels)
+        row = layout.order_index(SN50_ORDER)
+        centre = row * layout.n_pixels + layout.n_pixels // 2
+        sn50 = np.arange(centre - SN50_CENTRAL_PIXELS, centre + SN50_CENTRAL_PIXELS)
+        where = np.searchsorted(flat, sn50)
+        found = (where < flat.size) & (flat[np.minimum(where, flat.size - 1)] == sn50)
+        self.sn50_pixels = where[found] if found.all() else None
+
+    def place_star(self, templates, values):
+        """Interpolate, broaden and shift the star onto the observatory-frame lattice (``_Star``)."""
+        doppler = doppler_factor(values["rv_kms"])
+        berv_factor = 1.0 + values["berv_kms"] / C_KMS
+        shift = (np.log(doppler) - np.log(berv_factor)) * C_KMS / self.step_kms
+        whole = int(np.floor(shift))
+        kernel, half = shifted_broadening_kernel(self.step_kms, values["vsini_kms"], values["vmac_kms"],
+                                                 shift - whole)
+        n = self.wavelength_obs_aa.size
+        rest_first = self.first - whole - half
+        lo = rest_first - templates.first
+        hi = lo + n + 2 * half
+        if lo < 0 or hi > templates.wavelength_air_aa.size:
+            raise ParameterError(f"rv_kms={values['rv_kms']} moves the window outside the stellar templates' "
+                                 f"{templates.wavelength_air_aa[0]:.0f}-{templates.wavelength_air_aa[-1]:.0f} A")
+        rest_lines, ratio = templates.interpolate(values["teff_k"], values["logg_cgs"], values["mh_dex"],
+                                                  slice(lo, hi))
+        lines_obs = overlap_save_samples(overlap_save(rest_lines, kernel.astype(np.float32)), kernel.size, n)
+        return _Star(lines_obs, rest_first, rest_lines, ratio * values["teff_k"], doppler, berv_factor)
+
+    def interstellar_lines(self, values, star):
+        """exp(-tau) of the interstellar Na I D / Ca II lines on the lattice, or None (computed near the lines only)."""
+        if values["ebv_mag"] <= 0 and values["logn_caii_cm2"] is None:
+            return None
+        wave_bary = self.wavelength_obs_aa * star.berv_factor
+        centres = np.array([line.wavelength_air_aa for line in INTERSTELLAR_LINES]) * doppler_factor(
+            values["ism_rv_kms"])
+        near = np.zeros(wave_bary.size, dtype=bool)
+        for centre in centres:
+            lo, hi = np.searchsorted(wave_bary, centre * np.exp(np.array([-1.0, 1.0]) * ISM_LINE_REACH_KMS / C_KMS))
+            near[lo:hi] = True
+        transmission = np.ones(wave_bary.size, dtype=np.float32)
+        tau = interstellar_optical_depth(wave_bary[near], values["ebv_mag"], values["ism_rv_kms"], values["ism_b_kms"],
+                                         values["logn_caii_cm2"])
+        transmission[near] = np.exp(-tau)
+        return transmission
+
+    def telluric_lines(self, values):
+        """O2 + H2O line transmission on the lattice (observatory frame), float32."""
+        airmass = np.float32(values["airmass"])
+        water = np.float32(values["airmass"] * values["pwv_mm"] / PWV_REFERENCE_MM)
+        depth = self.tau_o2 * airmass
+        depth += self.tau_h2o * water
+        np.negative(depth, out=depth)
+        return np.exp(depth, out=depth)
+
+    def vband_scale(self, templates, values, enabled, star):
+        """Factor turning the star's surface flux into f_lambda (erg/s/cm^2/A) above the atmosphere for its V = vmag.
+
+        ``vmag`` is the observed magnitude, so it includes interstellar reddening when the ISM stage is on. The V-band
+        integral uses the unbroadened rest-frame lines (broadening moves flux by < 0.1 A, which changes V by < 1e-5
+        mag) at barycentric wavelengths, as means of ``VBAND_BLOCK_POINTS`` lattice points times the smooth factors at
+        the block centres.
+        """
+        band_rest = np.array([BESSELL_V_WAVELENGTH_AA[0], V_BAND_WINDOW_AA[1]]) / star.doppler
+        first, last = lattice_indices(band_rest[0], band_rest[1], self.step_kms)
+        last = first + (last - first + VBAND_BLOCK_POINTS) // VBAND_BLOCK_POINTS * VBAND_BLOCK_POINTS - 1
+        start = first - star.rest_first
+        if start >= 0 and last - star.rest_first < star.rest_lines.size:
+            lines = star.rest_lines[start:start + last - first + 1]
+        else:
+            lines = templates.interpolate(values["teff_k"], values["logg_cgs"], values["mh_dex"],
+                                          slice(first - templates.first, last - templates.first + 1))[0]
+        mean_lines = lines.reshape(-1, VBAND_BLOCK_POINTS).mean(axis=1, dtype=float)
+        centre = first + 0.5 * (VBAND_BLOCK_POINTS - 1) + VBAND_BLOCK_POINTS * np.arange(mean_lines.size)
+        wave = GRID_START_AA * np.exp(centre * self.step_kms / C_KMS)
+        flux = mean_lines * planck_flux(wave, star.temperature_k)
+        wave_bary = wave * star.doppler
+        if "ism" in enabled and values["ebv_mag"] > 0:
+            flux = flux * _dust_transmission(values)(wave_bary)
+        return 10.0 ** (-0.4 * (values["vmag"] - synthetic_vmag(wave_bary, flux)))
+
+    def smooth_response(self, values, enabled, berv_factor):
+        """Product of the smooth factors on the 1 A grid: ISM dust (at the barycentric wavelengths), continuum
+        extinction, telescope and fibre injection (observatory frame)."""
+        factor = np.ones_like(self.coarse_obs_aa)
+        if "ism" in enabled and values["ebv_mag"] > 0:
+            factor *= _dust_transmission(values)(self.coarse_obs_aa * berv_factor)
+        if "atmosphere" in enabled:
+            factor *= 10.0 ** (-0.4 * values["airmass"] * self.extinction_mag)
+        if "telescope" in enabled:
+            factor *= self.telescope
+        if "fibre" in enabled:
+            nodes = np.append(self.coarse_obs_aa[::INJECTION_STRIDE], self.coarse_obs_aa[-1])
+            efficiency = injection_efficiency(
+                nodes, values["seeing_arcsec"], values["airmass"], values["fibre_offset_arcsec"],
+                fibre_offset_angle_deg=values["fibre_offset_angle_deg"],
+                parallactic_angle_deg=values["parallactic_angle_deg"],
+                adr_residual_fraction=values["adr_residual_fraction"])
+            factor *= CubicSpline(nodes, efficiency)(self.coarse_obs_aa)
+        return factor
+
+    def continuum_photons(self, templates, values, enabled, star, efficiency):
+        """Continuum photons per km/s entering the spectrograph at each simulated pixel (observatory frame): the
+        stellar continuum scaled to V, photons per erg, area x time x efficiency and every smooth factor, evaluated on
+        the 1 A grid and interpolated to the pixels."""
+        coarse_bary = self.coarse_obs_aa * star.berv_factor
+        scale = self.vband_scale(templates, values, enabled, star)
+        continuum = planck_flux(coarse_bary / star.doppler, star.temperature_k)
+        per_kms = TELESCOPE_AREA_CM2 * values["exptime_s"] * coarse_bary / C_KMS * efficiency
+        smooth = (photon_flux(coarse_bary, scale * continuum) * per_kms
+                  * self.smooth_response(values, enabled, star.berv_factor))
+        below, above = _neighbour_pairs(smooth.astype(np.float32), self.coarse_index)
+        return below + self.coarse_fraction * (above - below)
+
+    def expected(self, values, enabled, efficiency):
+        """Expected photo-electrons per simulated pixel (flat, float64) and the pieces behind them."""
+        templates = default_templates()
+        star = self.place_star(templates, values)
+        density = star.lines_obs
+        ism = self.interstellar_lines(values, star) if "ism" in enabled else None
+        if ism is not None:
+            density = density * ism
+        telluric = self.telluric_lines(values) if "atmosphere" in enabled else None
+        if telluric is not None:
+            density = density * telluric
+        continuum_e = self.continuum_photons(templates, values, enabled, star, efficiency) * self.pixel_scale
+        expected_e = continuum_e * self.extraction.pixel_means(density)
+        return expected_e, continuum_e, star, ism, telluric
+
+    def sn50(self, expected_e, variance_e):
+        """Median expected S/N per extracted pixel over the centre of order 50 (None when it is not simulated)."""
+        if self.sn50_pixels is None:
+            return None
+        return float(np.median(expected_e[self.sn50_pixels] / np.sqrt(variance_e[self.sn50_pixels])))
+
+    def lsf_components(self, values, star, ism, telluric):
+        """The stellar (with ISM lines) and telluric transmission spectra, LSF-convolved, on the product grid."""
+        lsf = gaussian_kernel(self.step_kms, default_spectrograph().lsf_fwhm_kms, truncate_sigma=7.0)
+        half = lsf.size // 2
+        n = self.wavelength_obs_aa.size
+        position = (np.log(self.grid / star.berv_factor / self.wavelength_obs_aa[0])) * C_KMS / self.step_kms
+        lattice = np.arange(n)
+        parts = {"telluric": np.ones(self.grid.size, dtype=np.float32)}
+        for name, narrow in (("stellar", star.lines_obs * (ism if ism is not None else 1.0)), ("telluric", telluric)):
+            if narrow is not None:
+                smoothed = overlap_add(narrow.astype(np.float32), lsf.astype(np.float32))[half:half + n]
+                parts[name] = np.interp(position, lattice, smoothed).astype(np.float32)
+        return parts
 
 
-def _smooth_response(values, enabled, coarse_bary_aa, berv_factor):
-    """Product of the smooth factors at barycentric wavelengths: ISM dust (barycentric frame), continuum extinction,
-    telescope and fibre injection (observatory frame, at ``coarse_bary_aa / berv_factor``)."""
-    factor = np.ones_like(coarse_bary_aa)
-    if "ism" in enabled and values["ebv_mag"] > 0:
-        factor *= _dust_transmission(values)(coarse_bary_aa)
-    coarse_obs = coarse_bary_aa / berv_factor
-    if "atmosphere" in enabled:
-        factor *= continuum_transmission(coarse_obs, values["airmass"])
-    if "telescope" in enabled:
-        factor *= telescope_transmission(coarse_obs)
-    if "fibre" in enabled:
-        factor *= injection_efficiency(
-            coarse_obs, values["seeing_arcsec"], values["airmass"], values["fibre_offset_arcsec"],
-            fibre_offset_angle_deg=values["fibre_offset_angle_deg"],
-            parallactic_angle_deg=values["parallactic_angle_deg"], adr_residual_fraction=values["adr_residual_fraction"])
-    return factor
-
-
-def _photons_at_spectrograph(values, enabled, templates, start_aa, stop_aa, efficiency):
-    """Photon densities per km/s entering the spectrograph (observatory frame) and the truth components' pieces.
-
-    Returns the observatory-frame grid, the continuum photon density (float32), the stellar + interstellar lines
-    (continuum-normalised, float32), the telluric transmission (float32) and the grid step (km/s). Everything smooth
-    (V-band scale, photons per erg, collecting area x time x efficiency, the smooth factors) is multiplied on a
-    ``SMOOTH_STEP_AA`` grid and interpolated once onto the working grid.
-    """
-    berv_factor = 1.0 + values["berv_kms"] / C_KMS
-    star = templates.spectrum(values["teff_k"], values["logg_cgs"], values["mh_dex"], vsini_kms=values["vsini_kms"],
-                              vmac_kms=values["vmac_kms"], rv_kms=values["rv_kms"],
-                              window=(start_aa * berv_factor, stop_aa * berv_factor))
-    wave_bary = star.wavelength_air_aa
-    lines = star.normalised
-    if "ism" in enabled and (values["ebv_mag"] > 0 or values["logn_caii_cm2"] is not None):
-        tau_ism = interstellar_optical_depth(wave_bary, values["ebv_mag"], values["ism_rv_kms"], values["ism_b_kms"],
-                                             values["logn_caii_cm2"])
-        lines = lines * np.exp(-tau_ism.astype(np.float32))
-
-    coarse = _coarse_grid(wave_bary)
-    per_kms = TELESCOPE_AREA_CM2 * values["exptime_s"] * coarse / C_KMS * efficiency
-    scale = _vband_scale(templates, values, enabled, star)
-    smooth = photon_flux(coarse, scale) * per_kms * _smooth_response(values, enabled, coarse, berv_factor)
-    continuum_photons = star.continuum * _interpolate_smooth(wave_bary, coarse, smooth)
-
-    wave_obs = wave_bary / berv_factor
-    if "atmosphere" in enabled:
-        telluric = telluric_transmission(wave_obs, values["airmass"], values["pwv_mm"])
-    else:
-        telluric = np.ones(wave_obs.shape, dtype=np.float32)
-    return wave_obs, continuum_photons, lines, telluric, star.step_kms
-
-
-def _sn50(expected_e, variance_e, layout):
-    row = layout.order_index(SN50_ORDER)
-    centre = layout.n_pixels // 2
-    block = slice(centre - SN50_CENTRAL_PIXELS, centre + SN50_CENTRAL_PIXELS)
-    ratio = expected_e[row, block] / np.sqrt(variance_e[row, block])
-    return float(np.nanmedian(ratio)) if np.isfinite(ratio).any() else None
-
-
-def _expected_chain(values, enabled, start_aa, stop_aa, efficiency):
-    templates = default_templates()
-    spectrograph = default_spectrograph()
-    wave_obs, continuum, lines, telluric, step_kms = _photons_at_spectrograph(
-        values, enabled, templates, start_aa, stop_aa, efficiency)
-    expected_e = spectrograph.extract(wave_obs, continuum * lines * telluric)
-    return wave_obs, continuum, lines, telluric, step_kms, expected_e
+@lru_cache(maxsize=4)
+def forward_plan(start_aa, stop_aa):
+    """The ForwardPlan of a product window (cached: building one costs ~1 s, a full-range plan holds ~60 MB)."""
+    return ForwardPlan(start_aa, stop_aa, default_templates(), default_spectrograph())
 
 
 @lru_cache(maxsize=1)
@@ -366,62 +465,49 @@ def reference_efficiency():
     """Grey spectrograph + CCD efficiency ``eps`` that gives the HARPS reference S/N (110 at order 50)."""
     detector = Detector(read_noise_e=DEFAULTS["read_noise_e"], gain_e_per_adu=DEFAULTS["gain_e_per_adu"])
     layout = default_spectrograph().layout
-    row = layout.order_index(SN50_ORDER)
-    start, stop = layout.valid_range_air_aa[row]
-    values = resolve_parameters(REFERENCE)
-    expected_e = _expected_chain(values, set(STAGES), start + 1.0, stop - 1.0, efficiency=1.0)[-1]
-    centre = layout.n_pixels // 2
-    signal_at_unit_eps = float(np.nanmedian(expected_e[row, centre - SN50_CENTRAL_PIXELS:centre + SN50_CENTRAL_PIXELS]))
+    start, stop = layout.valid_range_air_aa[layout.order_index(SN50_ORDER)]
+    plan = forward_plan(float(start) + 1.0, float(stop) - 1.0)
+    expected_e = plan.expected(resolve_parameters(REFERENCE), set(STAGES), efficiency=1.0)[0]
+    signal_at_unit_eps = float(np.median(expected_e[plan.sn50_pixels]))
     read_variance = detector.n_window * detector.read_noise_e**2
     snr2 = REFERENCE_SNR_550**2
     signal_needed = 0.5 * (snr2 + np.sqrt(snr2**2 + 4.0 * snr2 * read_variance))
     return signal_needed / signal_at_unit_eps
 
 
-def simulate(params, seed, *, components=False, stages=None, window=None):
-    """Simulate one HARPS product; see the module docstring. ``seed``: int or numpy SeedSequence."""
+def _simulate(params, seed, *, components=False, stages=None, window=None, expected_product=True):
     enabled = enabled_stages(stages)
     values = resolve_parameters(params)
     start_aa, stop_aa = _product_window(window)
-    margin = WINDOW_MARGIN_KMS / C_KMS
+    if abs(values["berv_kms"]) > BERV_LIMIT_KMS:
+        raise ParameterError(f"berv_kms must lie within +-{BERV_LIMIT_KMS} km/s, got {values['berv_kms']}")
+    plan = forward_plan(start_aa, stop_aa)
     efficiency = reference_efficiency()
-    wave_obs, continuum, lines, telluric, step_kms, expected_e = _expected_chain(
-        values, enabled, start_aa * (1 - margin), stop_aa * (1 + margin), efficiency)
+    expected_e, continuum_e, star, ism, telluric = plan.expected(values, enabled, efficiency)
 
-    spectrograph = default_spectrograph()
     detector = Detector(read_noise_e=values["read_noise_e"], gain_e_per_adu=values["gain_e_per_adu"])
-    recorded = np.isfinite(expected_e)
-    expected_filled = np.where(recorded, expected_e, 0.0)
-    variance_e = np.where(recorded, detector.variance_e(expected_filled, values["exptime_s"]), np.nan)
     if "noise" in enabled:
-        rng = np.random.default_rng(seed)
-        counts_adu, _, _ = detector.draw(expected_filled, values["exptime_s"], rng)
-        counts_e = np.where(recorded, counts_adu * detector.gain_e_per_adu, np.nan)
+        counts_e, variance_e, _ = detector.draw_e(expected_e, values["exptime_s"], np.random.default_rng(seed))
     else:
         counts_e = expected_e
-
-    grid = product_grid(start_aa, stop_aa)
-    merged = spectrograph.merge(np.stack([counts_e, expected_e]), variance_e, values["berv_kms"],
-                                wavelength_grid_aa=grid)
+        variance_e = detector.variance_e(expected_e, values["exptime_s"])
+    rows = [counts_e] + ([expected_e] if expected_product else []) + ([continuum_e] if components else [])
+    merged = plan.merge_plan.merge(np.stack(rows), variance_e, values["berv_kms"])
 
     truth = {name: values.get(name) for name in sorted(values)}
-    truth.update(snr_550=_sn50(expected_e, variance_e, spectrograph.layout), stages=sorted(enabled),
-                 window_start_aa=start_aa, window_stop_aa=stop_aa, efficiency=efficiency)
-
+    truth.update(snr_550=plan.sn50(expected_e, variance_e), stages=sorted(enabled), window_start_aa=start_aa,
+                 window_stop_aa=stop_aa, efficiency=efficiency)
     parts = {}
     if components:
-        berv_factor = 1.0 + values["berv_kms"] / C_KMS
-        fwhm_kms = spectrograph.lsf_fwhm_kms
-        wave_bary = wave_obs * berv_factor
-        for name, narrow in (("stellar", lines), ("telluric", telluric)):
-            smoothed = convolve_gaussian_velocity(narrow.astype(float), step_kms, fwhm_kms, method="fft")
-            parts[name] = np.interp(grid, wave_bary, smoothed)
-        smooth_e = spectrograph.extract(wave_obs, continuum)
-        parts["response"] = spectrograph.merge(smooth_e, variance_e, values["berv_kms"], wavelength_grid_aa=grid).flux
-        parts = {name: array.astype(np.float32) for name, array in parts.items()}
+        parts = plan.lsf_components(values, star, ism, telluric)
+        parts["response"] = merged.flux[-1]
+    flux_expected = merged.flux[1] if expected_product else None
+    return Simulation(plan.grid, merged.flux[0], merged.error, flux_expected, truth, parts)
 
-    return Simulation(grid, merged.flux[0].astype(np.float32), merged.error[0].astype(np.float32),
-                      merged.flux[1].astype(np.float32), truth, parts)
+
+def simulate(params, seed, *, components=False, stages=None, window=None):
+    """Simulate one HARPS product; see the module docstring. ``seed``: int or numpy SeedSequence."""
+    return _simulate(params, seed, components=components, stages=stages, window=window)
 
 
 def simulate_batch(params_list, seeds, *, components=False, stages=None, window=None):
@@ -436,7 +522,8 @@ def simulate_batch(params_list, seeds, *, components=False, stages=None, window=
     parts, truth, failed = {}, [], []
     for index, (params, seed) in enumerate(zip(params_list, seeds)):
         try:
-            sim = simulate(params, seed, components=components, stages=stages, window=window)
+            sim = _simulate(params, seed, components=components, stages=stages, window=window,
+                            expected_product=False)
         except SimharpsError as problem:
             failed.append((index, str(problem)))
             truth.append(dict(params))

@@ -278,6 +278,11 @@ class _MergeGeometry:
     n_bins: int
 
 
+def product_bin_factor(layout, blaze):
+    """Per-pixel factor (flat) from e- per pixel to blaze-corrected e- per 0.01 A (NaN where the blaze is <= 0)."""
+    return np.where(blaze > 0, PRODUCT_STEP_AA / (blaze * layout.pixel_width_aa), np.nan).ravel()
+
+
 class HarpsSpectrograph:
     """HARPS as an instrument stage: LSF, extraction into order pixels, blaze-corrected order merging.
 
@@ -418,7 +423,7 @@ class HarpsSpectrograph:
     def _merge_one_berv(self, counts, variance, berv_kms, blaze, grid):
         layout = self.layout
         batch_shape = counts.shape[:-2]
-        to_bin = self._to_bin if blaze is layout.blaze else self._per_bin_factor(blaze)
+        to_bin = self.to_bin if blaze is layout.blaze else product_bin_factor(layout, blaze)
         variance = variance.reshape(variance.shape[:-2] + (-1,))
         shared = variance.ndim == 1 or all(stride == 0 for stride in variance.strides[:-1])
         if shared:
@@ -451,10 +456,7 @@ class HarpsSpectrograph:
         return MergedSpectrum(grid, flux, np.broadcast_to(error, full).copy(), np.broadcast_to(n_orders, full).copy(),
                               berv_kms)
 
-    def _per_bin_factor(self, blaze):
-        """Per-pixel factor (flattened) from e- per pixel to blaze-corrected e- per 0.01 A (NaN where blaze <= 0)."""
-        return np.where(blaze > 0, PRODUCT_STEP_AA / (blaze * self.layout.pixel_width_aa), np.nan).ravel()
-
     @cached_property
-    def _to_bin(self):
-        return self._per_bin_factor(self.layout.blaze)
+    def to_bin(self):
+        """Per-pixel factor (flat) from e- per pixel to blaze-corrected e- per 0.01 A with the layout's blaze."""
+        return product_bin_factor(self.layout, self.layout.blaze)

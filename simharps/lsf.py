@@ -24,6 +24,7 @@ Example
 import numpy as np
 from scipy import fft
 from scipy.ndimage import correlate1d
+from scipy.special import erf
 
 from simharps.constants import C_KMS
 
@@ -63,24 +64,85 @@ def convolve_gaussian_velocity(flux, step_kms, fwhm_kms, truncate_sigma=5.0, met
     dtype = np.float32 if flux.dtype == np.float32 else np.float64
     half = kernel.size // 2
     padded = np.pad(flux.astype(dtype, copy=False), [(0, 0)] * (flux.ndim - 1) + [(half, half)], mode="symmetric")
-    return _overlap_add(padded, kernel.astype(dtype))[..., 2 * half:2 * half + flux.shape[-1]]
+    return overlap_add(padded, kernel.astype(dtype))[..., 2 * half:2 * half + flux.shape[-1]]
 
 
-def _overlap_add(signal, kernel):
-    """Full linear convolution of ``signal`` (along its last axis) with a short ``kernel``: the signal is cut into
-    blocks, each block is convolved by real FFTs of length >= 4096 (in the signal's precision) and the overlapping
-    tails of consecutive blocks are added."""
-    taps = kernel.size
+def _block_size(taps):
+    """FFT length of the blocks for a kernel of ``taps`` samples (even, >= 4096, >= 4 taps)."""
     size = max(4096, fft.next_fast_len(4 * taps, real=True))
+    return size + size % 2
+
+
+def overlap_add(signal, kernel):
+    """Full linear convolution of ``signal`` (along its last axis) with a short ``kernel`` (n + taps - 1 samples).
+
+    The signal is cut into blocks, each block is transformed by a real FFT of length >= 4096 (in the signal's
+    precision), multiplied by the kernel's transform and transformed back; the overlapping tails of consecutive
+    blocks are added.
+    """
+    taps = kernel.size
+    size = _block_size(taps)
     step = size - taps + 1
     lead, n = signal.shape[:-1], signal.shape[-1]
     n_blocks = -(-n // step)
     blocks = np.zeros(lead + (n_blocks * step,), dtype=signal.dtype)
     blocks[..., :n] = signal
     spectra = fft.rfft(blocks.reshape(lead + (n_blocks, step)), size, axis=-1)
-    spectra *= fft.rfft(kernel, size)
+    spectra *= fft.rfft(kernel.astype(signal.dtype, copy=False), size)
     pieces = fft.irfft(spectra, size, axis=-1)
     out = np.zeros(lead + (n_blocks + 1, step), dtype=signal.dtype)
     out[..., :n_blocks, :] = pieces[..., :step]
     out[..., 1:, :taps - 1] += pieces[..., step:]
     return out.reshape(lead + (-1,))[..., :n + taps - 1]
+
+
+def overlap_save(signal, kernel, decimation=1):
+    """The 'valid' part of the convolution of a 1-D ``signal`` with an odd-length ``kernel``: output sample j is
+    sum_t kernel[t] signal[j + taps - 1 - t], j = 0 .. n - taps, kept every ``decimation``-th sample (1 or 2).
+
+    Overlapping blocks of the signal (strided views, no copy) are transformed by real FFTs, multiplied by the
+    kernel's transform and transformed back; the inverse transforms are returned as they are, (n_blocks, length)
+    rows, and ``overlap_save_index`` says where each output sample sits in them. With ``decimation`` = 2 the inverse
+    transforms are half as long and keep the lower half of the frequencies: exact when the convolution has no power
+    above half the Nyquist frequency (a Gaussian LSF sampled at a quarter of its sigma or finer).
+    """
+    taps = kernel.size
+    if decimation not in (1, 2) or taps % 2 == 0:
+        raise ValueError(f"need an odd-length kernel and decimation 1 or 2, got {taps} taps, decimation {decimation}")
+    size = _block_size(taps)
+    step = size - taps + 1
+    n_out = signal.size - taps + 1
+    n_blocks = -(-n_out // step)
+    padded = signal
+    if n_blocks * step + taps - 1 > signal.size:
+        padded = np.zeros(n_blocks * step + taps - 1, dtype=signal.dtype)
+        padded[:signal.size] = signal
+    blocks = np.lib.stride_tricks.as_strided(padded, (n_blocks, size), (step * padded.itemsize, padded.itemsize),
+                                             writeable=False)
+    spectra = fft.rfft(blocks, axis=-1)[:, :size // (2 * decimation) + 1]
+    spectra *= fft.rfft(kernel.astype(signal.dtype, copy=False), size)[:spectra.shape[-1]] / decimation
+    return fft.irfft(spectra, size // decimation, axis=-1)
+
+
+def overlap_save_index(sample, taps, decimation=1):
+    """Flat positions, in the array ``overlap_save`` returns, of its (decimated) output samples ``sample``."""
+    size = _block_size(taps)
+    kept = (size - taps + 1) // decimation
+    block, within = np.divmod(np.asarray(sample), kept)
+    return block * (size // decimation) + (taps - 1) // decimation + within
+
+
+def overlap_save_samples(pieces, taps, n_samples, decimation=1):
+    """The first ``n_samples`` output samples of ``overlap_save`` as one contiguous array."""
+    return pieces[:, (taps - 1) // decimation:].reshape(-1)[:n_samples]
+
+
+def gaussian_box_kernel(step_kms, fwhm_kms, box_width_kms, half_width):
+    """A Gaussian LSF of ``fwhm_kms`` convolved with a unit-area box of ``box_width_kms`` (a detector pixel),
+    point-sampled at offsets -half_width..half_width steps of ``step_kms`` and multiplied by the step (so that a
+    convolution with it approximates the integral). Exact closed form: the difference of two error functions."""
+    sigma = fwhm_kms / FWHM_PER_SIGMA
+    velocity = np.arange(-half_width, half_width + 1) * step_kms
+    half_box = 0.5 * box_width_kms
+    scale = np.sqrt(2.0) * sigma
+    return step_kms * 0.5 * (erf((velocity + half_box) / scale) - erf((velocity - half_box) / scale)) / box_width_kms

@@ -180,30 +180,3 @@ def test_written_adp_reads_back_with_truth(tmp_path):
     assert abs(sim.truth["berv_kms"] - (-23.54)) < 0.05
 
 
-def test_single_precision_chain_agrees_with_double_precision():
-    """The float32 working-grid arrays change the expected electrons by < 1e-6, even in saturated line cores."""
-    from simharps import forward
-
-    values = forward.resolve_parameters(dict(SUN, ebv_mag=0.2))
-    wave_obs, continuum, lines, telluric, _ = forward._photons_at_spectrograph(
-        values, set(forward.STAGES), forward.default_templates(), 5860.0, 5910.0, forward.reference_efficiency())
-    assert continuum.dtype == lines.dtype == telluric.dtype == np.float32
-    spectrograph = forward.default_spectrograph()
-    single = spectrograph.extract(wave_obs, continuum * lines * telluric)
-    double = spectrograph.extract(wave_obs, continuum.astype(float) * lines.astype(float) * telluric.astype(float))
-    response = spectrograph.extract(wave_obs, continuum.astype(float))
-    recorded = np.isfinite(double)
-    assert recorded.sum() > 2000 and (double[recorded] < 0.2 * response[recorded]).any()  # Na D cores included
-    np.testing.assert_allclose(single[recorded], double[recorded], rtol=1e-6)
-
-
-def test_smooth_factors_fill_in_like_direct_interpolation():
-    from simharps.forward import _interpolate_smooth
-
-    wave = 3770.0 * np.exp(np.arange(300_001) * 0.15 / C_KMS)
-    coarse = np.arange(3769.0, wave[-1] + 2.0, 1.0)
-    values = 1.0 + 0.3 * np.sin(coarse / 150.0)
-    filled = _interpolate_smooth(wave, coarse, values)
-    assert filled.dtype == np.float32 and filled.shape == wave.shape
-    np.testing.assert_allclose(filled, np.interp(wave, coarse, values), rtol=1e-6)
-    assert filled[-1] == np.float32(np.interp(wave[-1], coarse, values))

@@ -147,15 +147,18 @@ class TemplateGrid:
             _bracket(self.mh_nodes_dex, mh_dex, "mh_dex"),
         ]
         nodes = (self.teff_nodes_k, self.logg_nodes_cgs, self.mh_nodes_dex)
-        flux = np.zeros(len(self.wavelength_air_aa[span]), dtype=np.float32)
-        ratio = 0.0
+        flux, scratch, ratio = None, None, 0.0
         for corner in product((0, 1), repeat=3):
             weight = np.prod([w if c else 1.0 - w for c, (_, w) in zip(corner, brackets)])
             if weight == 0.0:
                 continue
             values = [axis[i + c] for axis, c, (i, _) in zip(nodes, corner, brackets)]
             normalised, node_ratio = self.template(*values)
-            flux += np.float32(weight) * normalised[span]
+            if flux is None:
+                flux = normalised[span] * np.float32(weight)
+                scratch = np.empty_like(flux)
+            else:
+                flux += np.multiply(normalised[span], np.float32(weight), out=scratch)
             ratio += weight * node_ratio
         return flux, ratio
 
