@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from simharps.detector import ADC_MAX_ADU, Detector
+from simharps.detector import ADC_MAX_ADU, Detector, photon_and_read_noise
 from simharps.errors import ParameterError
 
 
@@ -56,3 +56,18 @@ def test_cosmic_residuals_are_positive_rare_and_below_threshold():
 def test_bad_detector_parameters_raise(field, value):
     with pytest.raises(ParameterError, match=field):
         Detector(**{field: value})
+
+
+@pytest.mark.parametrize("mean_e", [20.0, 60.0, 500.0, 20_000.0])
+def test_photon_and_read_noise_has_the_poisson_plus_normal_moments(mean_e):
+    """Exact Poisson below 50 e-, Cornish-Fisher above: mean, variance, skewness and excess kurtosis of
+    Poisson(mean) + Normal(0, read variance), within the sampling error of 2e6 draws."""
+    read_variance = 6 * 5.45**2
+    counts, variance = photon_and_read_noise(np.full(2_000_000, mean_e), read_variance, np.random.default_rng(9))
+    total = mean_e + read_variance
+    centred = (counts.astype(float) - mean_e) / np.sqrt(total)
+    assert variance[0] == pytest.approx(total, rel=1e-6)
+    assert abs(centred.mean()) < 5 * np.sqrt(1 / 2e6)
+    assert centred.var() == pytest.approx(1.0, abs=5 * np.sqrt(2 / 2e6))
+    assert np.mean(centred**3) == pytest.approx(mean_e / total**1.5, abs=5 * np.sqrt(15 / 2e6))
+    assert np.mean(centred**4) - 3 == pytest.approx(mean_e / total**2, abs=5 * np.sqrt(96 / 2e6))

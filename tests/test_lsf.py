@@ -1,7 +1,15 @@
 import numpy as np
 import pytest
 
-from simharps.lsf import FWHM_PER_SIGMA, convolve_gaussian_velocity, fwhm_kms_from_resolution
+from simharps.lsf import (
+    FWHM_PER_SIGMA,
+    convolve_gaussian_velocity,
+    fwhm_kms_from_resolution,
+    gaussian_box_kernel,
+    overlap_save,
+    overlap_save_index,
+    overlap_save_samples,
+)
 
 
 def test_harps_resolution_gives_2p61_kms():
@@ -37,3 +45,26 @@ def test_fft_method_matches_direct_correlation_edges_included():
     np.testing.assert_allclose(fast32, direct, rtol=3e-6)
     with pytest.raises(ValueError, match="method"):
         convolve_gaussian_velocity(batch, 0.15, 2.607, method="spline")
+
+
+def test_overlap_save_is_the_valid_convolution_and_halves_exactly_when_band_limited():
+    rng = np.random.default_rng(5)
+    signal = rng.normal(size=20_000)
+    kernel = rng.normal(size=301)
+    pieces = overlap_save(signal, kernel)
+    valid = overlap_save_samples(pieces, kernel.size, signal.size - kernel.size + 1)
+    np.testing.assert_allclose(valid, np.convolve(signal, kernel, mode="valid"), atol=1e-9)
+    # a Gaussian LSF at 0.15 km/s leaves no power above half the Nyquist frequency: every 2nd sample is exact
+    lsf = gaussian_box_kernel(0.15, 2.607, 0.7, 55)
+    smooth = np.convolve(signal, lsf, mode="valid")
+    halved = overlap_save(signal, lsf, decimation=2)
+    sample = np.arange(0, smooth.size, 2) // 2
+    np.testing.assert_allclose(halved.ravel()[overlap_save_index(sample, lsf.size, 2)], smooth[::2], atol=1e-9)
+
+
+def test_gaussian_box_kernel_has_the_lsf_and_box_moments():
+    step, fwhm, width = 0.15, 2.607, 0.82
+    kernel = gaussian_box_kernel(step, fwhm, width, 60)
+    lag = (np.arange(kernel.size) - 60) * step
+    assert kernel.sum() == pytest.approx(1.0, abs=1e-9)
+    assert np.sum(kernel * lag**2) == pytest.approx((fwhm / FWHM_PER_SIGMA) ** 2 + width**2 / 12, rel=1e-6)
