@@ -73,7 +73,7 @@ def _stencil_weights(fraction, second, fourth):
     return basis @ np.linalg.inv(STENCIL[:, None].astype(float) ** powers)
 
 
-def _neighbour_pairs(values, index):
+def neighbour_pairs(values, index):
     """(values[index], values[index + 1]) for float32 ``values`` with one gather: consecutive pairs viewed as complex64."""
     pairs = np.empty((values.size - 1, 2), dtype=np.float32)
     pairs[:, 0] = values[:-1]
@@ -217,7 +217,7 @@ class MergePlan:
         flux_px = counts_e.astype(np.float32) * to_bin
         valid = np.isfinite(var_px) & np.isfinite(flux_px).all(axis=0)
         var_px[~valid] = np.inf
-        var_a, var_b = _neighbour_pairs(var_px, pixel)
+        var_a, var_b = neighbour_pairs(var_px, pixel)
         var_pair = weight_a * weight_a * var_a + weight_b * weight_b * var_b
         usable &= np.isfinite(var_a) & np.isfinite(var_b)
         inv_var = np.zeros_like(var_pair)
@@ -229,7 +229,7 @@ class MergePlan:
         flux = np.empty((len(flux_px), n_bins), dtype=np.float32)
         flux_px[:, ~valid] = 0.0
         for out, row in zip(flux, flux_px):
-            flux_a, flux_b = _neighbour_pairs(row, pixel)
+            flux_a, flux_b = neighbour_pairs(row, pixel)
             out[:] = np.bincount(self.bins, weights=(weight_a * flux_a + weight_b * flux_b) * inv_var,
                                  minlength=n_bins) / safe
         flux[:, ~covered] = 0.0

@@ -10,10 +10,29 @@ Chain (one spectrum)::
     counts     = detector(N)  (Poisson, read noise over the extraction window, cosmic residuals)
     product    = merge(counts / blaze, BERV) on the 0.01 A lattice                         barycentric frame
 
-Every narrow feature (stellar, interstellar and telluric lines) is multiplied on the 0.15 km/s working grid
-(float32, whose 6e-8 relative rounding is far below any other error) before the LSF; smooth factors (V-band scale,
-photons per erg, ISM dust, La Silla continuum extinction, mirrors, fibre link, fibre injection) are multiplied on a
-1 A grid and interpolated once. The LSF (float64 FFTs) and the pixel integration run in float64.
+How it is computed (``ForwardPlan``, one per product window, built once per process and reused): everything that
+does not depend on the star or the conditions is fixed in advance. The working lattice is the 0.15 km/s synthesis
+lattice read in the observatory frame; the order pixels sit at fixed positions on it; the telluric optical depths
+of O2 and H2O are tabulated on it. Per spectrum:
+
+1. the star: the 8 template nodes around (Teff, logg, [M/H]) are interpolated in the stellar rest frame and
+   convolved once with rotation x macroturbulence whose kernel also carries the sub-step part of the shift
+   rest -> observatory frame (``simharps.broadening.shifted_broadening_kernel``: built from the kernels' analytic
+   Fourier transforms, exact for the band-limited template lines); the whole-step part is an index offset, so the
+   star lands on the lattice without any interpolation;
+2. times the telluric transmission exp(-X tau_O2 - X PWV tau_H2O) and the interstellar lines, point by point on the
+   0.15 km/s lattice, before the LSF (float32, whose 6e-8 rounding is far below any other error);
+3. the LSF and pixel box: one FFT convolution with the Gaussian LSF times the narrowest pixel box, a 6-point stencil
+   per pixel for the rest of its box (``simharps.extraction.LatticeExtraction``);
+4. the smooth factors (V-band scale, stellar continuum, photons per erg, ISM dust, La Silla continuum extinction,
+   mirrors, fibre link, fibre injection) are multiplied on a 1 A grid and interpolated to the pixels, times blaze
+   and pixel width: the continuum is taken constant across one LSF (its slope changes a pixel by < 3e-5);
+5. noise at the pixels (``simharps.detector``), then the merge onto the product bins at the spectrum's BERV
+   (``simharps.extraction.MergePlan``).
+
+Against a brute-force chain (synthesis, shift and telluric product on a 0.03 km/s grid, exact pixel integration
+with ``HarpsSpectrograph.extract``) the pixel values agree to < 3e-4 of the continuum (rms < 1e-4), most of it from
+the synthesis's own step-dependent cut of far line wings (tested, ``tests/test_extraction.py``).
 
 ``eps`` is the grey spectrograph + CCD efficiency, the one number calibrated on the HARPS reference (S/N 110 per
 extracted pixel at order 50, ~5565 A, for a V = 6 G2V star in 60 s at 1" seeing and airmass 1.2;
@@ -29,11 +48,12 @@ scale, see ``simharps.instrument``); ``snr_550`` is the expected S/N per extract
 Components on the product grid (``components=True``): ``stellar`` (continuum-normalised stellar spectrum with ISM
 lines, LSF-convolved), ``telluric`` (LSF-convolved telluric transmission, moved to the product frame), ``response``
 (the expected product of the same chain without stellar, interstellar and telluric lines: the continuum the
-product sits on, e- per 0.01 A). ``flux_expected`` is the noiseless product. Since LSF(S*T) != LSF(S)*LSF(T),
+product sits on, e- per 0.01 A). ``flux_expected`` is the noiseless product (``simulate`` only; ``simulate_batch``
+skips it). Since LSF(S*T) != LSF(S)*LSF(T),
 ``stellar * telluric * response`` differs from ``flux_expected`` inside blends.
 
 Approximations: one grey efficiency for the spectrograph and CCD (no measured HARPS efficiency curve is
-available offline); a static exposure (airmass, seeing and BERV at mid-exposure); no sky or moon background,
+available offline); |BERV| <= 35 km/s (``simharps.extraction.BERV_LIMIT_KMS``); a static exposure (airmass, seeing and BERV at mid-exposure); no sky or moon background,
 no fibre B; the stellar model is the built-in synthesis (``simharps.stellar``).
 
 Example
@@ -56,7 +76,7 @@ from simharps.broadening import shifted_broadening_kernel
 from simharps.constants import C_KMS
 from simharps.detector import Detector
 from simharps.errors import ParameterError, SimharpsError
-from simharps.extraction import BERV_LIMIT_KMS, LatticeExtraction, MergePlan, _neighbour_pairs
+from simharps.extraction import BERV_LIMIT_KMS, LatticeExtraction, MergePlan, neighbour_pairs
 from simharps.fibre import DEFAULT_ADR_RESIDUAL_FRACTION, injection_efficiency
 from simharps.grids import PRODUCT_RANGE_AA, product_grid
 from simharps.instrument import HarpsSpectrograph
@@ -106,7 +126,7 @@ None: the Valenti & Fischer 2005 relation of the star's Teff, recorded in the tr
 
 SMOOTH_STEP_AA = 1.0
 """Sampling of the smooth factors (V-band scale, photons per erg, dust, continuum extinction, optics, fibre injection),
-multiplied there and interpolated once onto the working grid (barycentric frame)."""
+multiplied there and interpolated once onto the simulated pixels (observatory frame)."""
 
 VBAND_BLOCK_POINTS = 64
 """The V-band normalisation integrates means of this many lattice points (9.6 km/s at 0.15 km/s) times the smooth
@@ -415,11 +435,11 @@ class ForwardPlan:
         per_kms = TELESCOPE_AREA_CM2 * values["exptime_s"] * coarse_bary / C_KMS * efficiency
         smooth = (photon_flux(coarse_bary, scale * continuum) * per_kms
                   * self.smooth_response(values, enabled, star.berv_factor))
-        below, above = _neighbour_pairs(smooth.astype(np.float32), self.coarse_index)
+        below, above = neighbour_pairs(smooth.astype(np.float32), self.coarse_index)
         return below + self.coarse_fraction * (above - below)
 
     def expected(self, values, enabled, efficiency):
-        """Expected photo-electrons per simulated pixel (flat, float64) and the pieces behind them."""
+        """Expected photo-electrons per simulated pixel (flat, float32) and the pieces behind them."""
         templates = default_templates()
         star = self.place_star(templates, values)
         density = star.lines_obs

@@ -19,7 +19,8 @@ import numpy as np
 
 from simharps.dataset import Channels, generate, write_dataset
 from simharps.errors import ParameterError, SimharpsError
-from simharps.forward import ALWAYS_ON_STAGES, STAGES, enabled_stages, resolve_parameters, simulate_batch
+from simharps.forward import (ALWAYS_ON_STAGES, STAGES, default_templates, enabled_stages, resolve_parameters,
+                              simulate_batch)
 from simharps.ingest import prepare_files
 from simharps.scenario import sample_population, spectrum_seed
 
@@ -83,6 +84,21 @@ def _check_simulable(scenario, rows, stages):
         raise SimharpsError(f"{scenario.path}: {problem}") from problem
 
 
+def _build_templates(rows, workers, progress):
+    """Synthesise the stellar template nodes the population needs and the disk cache lacks, before the run (in
+    parallel, and so that workers never build the same node twice)."""
+    templates = default_templates()
+    stars = []
+    for row in rows:
+        values = resolve_parameters(row)
+        try:
+            templates.corners(values["teff_k"], values["logg_cgs"], values["mh_dex"])
+        except ParameterError:
+            continue  # outside the grid: that spectrum fails on its own and is recorded as failed
+        stars.append((values["teff_k"], values["logg_cgs"], values["mh_dex"]))
+    templates.build(templates.missing(stars), workers=workers, progress=progress)
+
+
 def simulate_scenario(scenario, out_dir, *, workers=1, scheduler=None, progress=True, overwrite=False):
     """Simulate (or, for a real-data source, ingest) ``scenario`` into the dataset directory ``out_dir``."""
     manifest_extra = {"scenario_name": scenario.name, "scenario_settings": scenario.to_dict(),
@@ -96,6 +112,7 @@ def simulate_scenario(scenario, out_dir, *, workers=1, scheduler=None, progress=
     stages = {name: name in scenario.stages for name in STAGES + ALWAYS_ON_STAGES}
     rows = population_rows(scenario)
     _check_simulable(scenario, rows, stages)
+    _build_templates(rows, workers, progress)
     simulate = partial(simulate_dataset_batch, components=scenario.components, stages=stages,
                        window=scenario.window_aa)
     return generate(rows, scenario.seed, out_dir, simulate, chunk_size=CHUNK_SIZE,

@@ -174,10 +174,20 @@ def test_template_grid_matches_direct_synthesis(tmp_path):
     np.testing.assert_array_equal(star.wavelength_air_aa, direct.wavelength_air_aa)
     assert np.max(np.abs(star.normalised - direct.normalised)) < 2e-3
     assert star.params["continuum_temperature_k"] == pytest.approx(direct.params["continuum_temperature_k"], rel=1e-9)
-    assert len(list(tmp_path.glob("*.npz"))) == 1
+    assert len(list(tmp_path.glob("*.npy"))) == 1
     reloaded = TemplateGrid(teff_nodes_k=[5750.0, 6000.0], logg_nodes_cgs=[4.5, 5.0], mh_nodes_dex=[0.0, 0.5],
                             cache_dir=tmp_path)
     again = reloaded.spectrum(5750.0, 4.5, 0.0, vsini_kms=4.0, rv_kms=31.7, window=window)
     np.testing.assert_array_equal(again.flux, star.flux)
     with pytest.raises(ParameterError, match="template grid"):
         grid.spectrum(5500.0, 4.5, 0.0)
+
+
+def test_template_grid_lists_and_builds_the_nodes_a_population_needs(tmp_path):
+    grid = TemplateGrid(teff_nodes_k=[5750.0, 6000.0], logg_nodes_cgs=[4.5, 5.0], mh_nodes_dex=[0.0, 0.5],
+                        cache_dir=tmp_path)
+    stars = [(5750.0, 4.5, 0.0), (5750.0, 4.5, 0.25)]  # a node, and a star between two [M/H] nodes
+    assert grid.missing(stars) == [(5750.0, 4.5, 0.0), (5750.0, 4.5, 0.5)]
+    grid.build(grid.missing(stars))
+    assert grid.missing(stars) == []
+    assert len(list(tmp_path.glob("*.npy"))) == 2

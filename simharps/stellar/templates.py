@@ -10,8 +10,9 @@ interpolates unbroadened rest-frame templates built once on a (Teff, logg, [M/H]
    macroturbulence, on the synthesis lattice over ``TEMPLATE_RANGE_AA`` (float32), plus the ratio
    T_b / Teff of its backwarmed continuum temperature. Built on first use and cached under
    ``$SIMHARPS_CACHE/stellar_templates`` (default ``~/.cache/simharps``), in a folder keyed by a
-   hash of the line table, the template version, the step and the microturbulence (about 5 MB each;
-   nothing is shipped).
+   hash of the line table, the template version, the step and the microturbulence (about 5 MB each,
+   one memory-mappable ``.npy`` record per node, so a node is read from the page cache in ~0.4 ms instead of
+   ~4 ms for a compressed archive; nothing is shipped).
 2. a star: multilinear interpolation of the 8 corner templates in normalised flux and in T_b / Teff
    (weights linear in Teff, logg, [M/H]), then rotation + macroturbulence (``simharps.broadening``),
    then the relativistic Doppler shift by linear interpolation in ln(lambda) onto the output lattice,
@@ -31,13 +32,16 @@ Example
 """
 
 import hashlib
+import multiprocessing
 import os
 from collections import OrderedDict
+from concurrent.futures import ProcessPoolExecutor
 from importlib import resources
 from itertools import product
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from simharps.broadening import DEFAULT_LIMB_DARKENING, broaden, broadening_margin_kms
 from simharps.constants import C_KMS
@@ -59,11 +63,13 @@ from simharps.stellar.synthesis import (
     normalised_lines,
 )
 
-MEMORY_NODES = 32
-"""Templates kept in memory per process, least recently used dropped first (~5 MB each; the rest stay on disk)."""
+MEMORY_NODES = 128
+"""Template nodes kept open per process, least recently used dropped first (memory maps of the cached files: the
+operating system's page cache holds the data)."""
 
-TEMPLATE_VERSION = 2
-"""Bumped with every change of the synthesis physics (2: finite core depth A_c), so stale caches are not read."""
+TEMPLATE_VERSION = 3
+"""Bumped with every change of the synthesis physics or the cache format, so stale caches are not read (2: finite
+core depth A_c; 3: memory-mappable .npy records)."""
 TEMPLATE_RANGE_AA = ALLOWED_RANGE_AA
 TEFF_NODES_K = np.arange(3000.0, 7250.0 + 1.0, 250.0)
 LOGG_NODES_CGS = np.arange(3.0, 5.5 + 0.01, 0.5)
@@ -79,6 +85,12 @@ def cache_root():
 def _line_table_hash():
     data = resources.files("simharps.data").joinpath("stellar_lines.npz").read_bytes()
     return hashlib.sha1(data).hexdigest()[:12]
+
+
+def _build_node(task):
+    """Worker of ``TemplateGrid.build``: synthesise and cache one node."""
+    settings, node = task
+    TemplateGrid(**settings).template(*node)
 
 
 def _bracket(nodes, value, name):
@@ -105,7 +117,7 @@ class TemplateGrid:
         self._memory = OrderedDict()
 
     def _path(self, teff_k, logg_cgs, mh_dex):
-        return self.cache_dir / f"t{teff_k:.0f}_g{logg_cgs:+.2f}_m{mh_dex:+.2f}.npz"
+        return self.cache_dir / f"t{teff_k:.0f}_g{logg_cgs:+.2f}_m{mh_dex:+.2f}.npy"
 
     def build_template(self, teff_k, logg_cgs, mh_dex):
         """Synthesise one node: (normalised float32 rest-frame flux on the template lattice, T_b / Teff)."""
@@ -123,37 +135,67 @@ class TemplateGrid:
             return self._memory[key]
         path = self._path(*key)
         if path.exists():
-            with np.load(path) as stored:
-                entry = (stored["normalised"], float(stored["temperature_ratio"]))
+            stored = np.load(path, mmap_mode="r")[0]
+            entry = (stored["normalised"], float(stored["temperature_ratio"]))
         else:
             entry = self.build_template(*key)
+            record = np.zeros(1, dtype=[("normalised", np.float32, entry[0].shape), ("temperature_ratio", float)])
+            record["normalised"], record["temperature_ratio"] = entry
             self.cache_dir.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
-            np.savez(tmp, normalised=entry[0], temperature_ratio=entry[1])
+            tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp")
+            with open(tmp, "wb") as handle:
+                np.save(handle, record)
             os.replace(tmp, path)
         self._memory[key] = entry
         if len(self._memory) > MEMORY_NODES:
             self._memory.popitem(last=False)
         return entry
 
-    def interpolate(self, teff_k, logg_cgs, mh_dex, span=slice(None)):
-        """Multilinear interpolation of the 8 surrounding nodes: (normalised float32 rest flux, T_b / Teff).
-
-        ``span``: the slice of the template lattice wanted (default all of it); only that part is summed.
-        """
+    def corners(self, teff_k, logg_cgs, mh_dex):
+        """The nodes around (Teff, logg, [M/H]) with non-zero multilinear weight: [((teff, logg, mh), weight)]."""
         brackets = [
             _bracket(self.teff_nodes_k, teff_k, "teff_k"),
             _bracket(self.logg_nodes_cgs, logg_cgs, "logg_cgs"),
             _bracket(self.mh_nodes_dex, mh_dex, "mh_dex"),
         ]
         nodes = (self.teff_nodes_k, self.logg_nodes_cgs, self.mh_nodes_dex)
-        flux, scratch, ratio = None, None, 0.0
+        found = []
         for corner in product((0, 1), repeat=3):
             weight = np.prod([w if c else 1.0 - w for c, (_, w) in zip(corner, brackets)])
-            if weight == 0.0:
-                continue
-            values = [axis[i + c] for axis, c, (i, _) in zip(nodes, corner, brackets)]
-            normalised, node_ratio = self.template(*values)
+            if weight != 0.0:
+                found.append((tuple(float(axis[i + c]) for axis, c, (i, _) in zip(nodes, corner, brackets)), weight))
+        return found
+
+    def missing(self, stars):
+        """Nodes that the stars [(teff_k, logg_cgs, mh_dex), ...] need and the disk cache does not hold yet."""
+        needed = {node for star in stars for node, _ in self.corners(*star)}
+        return sorted(node for node in needed if not self._path(*node).exists())
+
+    def build(self, nodes, workers=1, progress=False):
+        """Synthesise and cache ``nodes`` (from ``missing``), in ``workers`` spawned processes."""
+        nodes = list(nodes)
+        if workers > 1 and len(nodes) > 1:
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(workers, mp_context=context) as pool:
+                done = pool.map(_build_node, [(self._settings(), node) for node in nodes])
+                for _ in tqdm(done, total=len(nodes), disable=not progress, desc="stellar templates"):
+                    pass
+        else:
+            for node in tqdm(nodes, disable=not progress, desc="stellar templates"):
+                self.template(*node)
+
+    def _settings(self):
+        return dict(teff_nodes_k=self.teff_nodes_k, logg_nodes_cgs=self.logg_nodes_cgs, mh_nodes_dex=self.mh_nodes_dex,
+                    vmic_kms=self.vmic_kms, step_kms=self.step_kms, cache_dir=self.cache_dir)
+
+    def interpolate(self, teff_k, logg_cgs, mh_dex, span=slice(None)):
+        """Multilinear interpolation of the 8 surrounding nodes: (normalised float32 rest flux, T_b / Teff).
+
+        ``span``: the slice of the template lattice wanted (default all of it); only that part is summed.
+        """
+        flux, scratch, ratio = None, None, 0.0
+        for node, weight in self.corners(teff_k, logg_cgs, mh_dex):
+            normalised, node_ratio = self.template(*node)
             if flux is None:
                 flux = normalised[span] * np.float32(weight)
                 scratch = np.empty_like(flux)
