@@ -80,8 +80,8 @@ from simharps.extraction import BERV_LIMIT_KMS, LatticeExtraction, MergePlan, ne
 from simharps.fibre import DEFAULT_ADR_RESIDUAL_FRACTION, injection_efficiency
 from simharps.grids import PRODUCT_RANGE_AA, product_grid
 from simharps.instrument import HarpsSpectrograph
-from simharps.ism import (CA_H, CA_K, DEFAULT_ISM_B_KMS, NA_D1, NA_D2, extinction_transmission,
-                          interstellar_optical_depth)
+from simharps.ism import (CA_H, CA_K, DEFAULT_ISM_B_KMS, NA_D1, NA_D2, check_extinction_parameters,
+                          extinction_transmission, interstellar_optical_depth)
 from simharps.kinematics import barycentric_correction, doppler_factor
 from simharps.lsf import gaussian_kernel, overlap_add, overlap_save, overlap_save_samples
 from simharps.photometry import BESSELL_V_WAVELENGTH_AA, photon_flux, synthetic_vmag
@@ -272,10 +272,21 @@ def _coarse_grid(wavelength_aa):
     return np.arange(wavelength_aa[0] - SMOOTH_STEP_AA, wavelength_aa[-1] + 2 * SMOOTH_STEP_AA, SMOOTH_STEP_AA)
 
 
-def _dust_transmission(values):
-    """The ISM dust transmission of ``values`` as a function of barycentric air wavelength (A)."""
-    return lambda wave_aa: extinction_transmission(wave_aa, values["ebv_mag"], values["rv_dust"],
-                                                   values["extinction_law"])
+@lru_cache(maxsize=16)
+def _dust_curve(law, rv_dust):
+    """A(lambda) / E(B-V) of an extinction law on a 1 A grid over 3600-7200 A (air, barycentric): evaluating a
+    dust_extinction law builds astropy models on every call (~7 ms), so each (law, R_V) is evaluated once and
+    interpolated (the curve is smooth on 1 A scales: < 1e-8 relative)."""
+    wave_aa = np.arange(3600.0, 7201.0, 1.0)
+    magnitudes = -2.5 * np.log10(extinction_transmission(wave_aa, 1.0, rv_dust, law))
+    return wave_aa, magnitudes
+
+
+def _dust_transmission(values, wavelength_bary_aa):
+    """The ISM dust transmission of ``values`` at barycentric air wavelengths (A)."""
+    check_extinction_parameters(values["ebv_mag"], values["rv_dust"], values["extinction_law"])
+    wave_aa, magnitudes = _dust_curve(values["extinction_law"], float(values["rv_dust"]))
+    return 10.0 ** (-0.4 * values["ebv_mag"] * np.interp(wavelength_bary_aa, wave_aa, magnitudes))
 
 
 @dataclass
@@ -402,7 +413,7 @@ class ForwardPlan:
         flux = mean_lines * planck_flux(wave, star.temperature_k)
         wave_bary = wave * star.doppler
         if "ism" in enabled and values["ebv_mag"] > 0:
-            flux = flux * _dust_transmission(values)(wave_bary)
+            flux = flux * _dust_transmission(values, wave_bary)
         return 10.0 ** (-0.4 * (values["vmag"] - synthetic_vmag(wave_bary, flux)))
 
     def smooth_response(self, values, enabled, berv_factor):
@@ -410,7 +421,7 @@ class ForwardPlan:
         extinction, telescope and fibre injection (observatory frame)."""
         factor = np.ones_like(self.coarse_obs_aa)
         if "ism" in enabled and values["ebv_mag"] > 0:
-            factor *= _dust_transmission(values)(self.coarse_obs_aa * berv_factor)
+            factor *= _dust_transmission(values, self.coarse_obs_aa * berv_factor)
         if "atmosphere" in enabled:
             factor *= 10.0 ** (-0.4 * values["airmass"] * self.extinction_mag)
         if "telescope" in enabled:

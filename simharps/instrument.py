@@ -52,6 +52,10 @@ ADP products, whose CCD-gap edges and red end sit there (the DRS drops the last 
 each order). Bins no order reaches (the CCD gap, 5303.9-5337.3 A moving with BERV, and
 beyond the ends) hold zeros, as in the DRS s1d and ADP products.
 
+``extract`` and ``merge`` take any log-lambda grid, any BERV and batches, and work out the geometry on each call:
+they are the exact reference. The forward model uses ``simharps.extraction``, which fixes the geometry once per
+product window and is tested against them (< 3e-4 of the continuum).
+
 Approximations: one Gaussian LSF in velocity everywhere (the real HARPS LSF varies slightly
 along and across orders and is not exactly Gaussian); no scattered light, cross-order
 contamination or fibre-B light; the blaze is a smooth model (the real flat-field blaze has

@@ -68,6 +68,7 @@ Example
 """
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import astropy.units as u
 import numpy as np
@@ -92,7 +93,8 @@ DEFAULT_ISM_B_KMS = 10.0
 """Default effective Doppler parameter of the interstellar absorber, km/s (see module docstring)."""
 
 
-def _check_extinction_parameters(ebv_mag, rv_dust, law):
+def check_extinction_parameters(ebv_mag, rv_dust, law):
+    """ParameterError for an unknown law, E(B-V) < 0 or R_V outside the law's range."""
     if law not in EXTINCTION_LAWS:
         raise ParameterError(f"law must be one of {sorted(EXTINCTION_LAWS)}, got {law!r}")
     if not np.isfinite(ebv_mag) or ebv_mag < 0:
@@ -102,17 +104,23 @@ def _check_extinction_parameters(ebv_mag, rv_dust, law):
         raise ParameterError(f"rv_dust (R_V) must lie in [{rv_min}, {rv_max}] for law {law}, got {rv_dust}")
 
 
+@lru_cache(maxsize=64)
+def _extinction_model(law, rv_dust):
+    """The dust_extinction model of ``law`` at R_V (cached: building an astropy model costs milliseconds)."""
+    return EXTINCTION_LAWS[law](Rv=rv_dust)
+
+
 def extinction_transmission(wavelength_air_aa, ebv_mag, rv_dust=3.1, law=DEFAULT_LAW):
     """Dust transmission 10**(-0.4 A(lambda)) at air wavelengths (A) for E(B-V) ``ebv_mag`` and R_V ``rv_dust``.
 
     Raises ``ParameterError`` for an unknown law, E(B-V) < 0, R_V outside the law's
     range, or wavelengths outside the law's range.
     """
-    _check_extinction_parameters(ebv_mag, rv_dust, law)
+    check_extinction_parameters(ebv_mag, rv_dust, law)
     wavelength_air_aa = np.asarray(wavelength_air_aa, dtype=float)
     if ebv_mag == 0:
         return np.ones_like(wavelength_air_aa)
-    model = EXTINCTION_LAWS[law](Rv=rv_dust)
+    model = _extinction_model(law, float(rv_dust))
     wavenumber_inv_um = 1.0e4 / air_to_vacuum(wavelength_air_aa)
     x_min, x_max = model.x_range
     if wavenumber_inv_um.size and not (x_min <= wavenumber_inv_um.min() and wavenumber_inv_um.max() <= x_max):
@@ -184,6 +192,7 @@ class Poznanski2012:
         return max(0.0, (np.log10(ebv_mag) - cls.INTERCEPT) / cls.SLOPE_PER_AA)
 
 
+@lru_cache(maxsize=4096)
 def nad_column_density(ebv_mag, ism_b_kms=DEFAULT_ISM_B_KMS):
     """log10 N(Na I) (cm^-2) whose D1 + D2 equivalent width matches Poznanski et al. 2012 at ``ebv_mag``.
 
