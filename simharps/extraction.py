@@ -169,7 +169,9 @@ class MergePlan:
         reach = BERV_LIMIT_KMS / C_KMS
         self.delta_nodes = np.log1p(reach * np.cos((2 * np.arange(BERV_NODES) + 1) * np.pi / (2 * BERV_NODES)))
         ln_grid = np.log(self.grid)
-        pieces = {name: [] for name in ("bins", "base", "at_nodes", "lo", "hi", "step_lo", "step_hi")}
+        pieces = {name: [np.zeros(0, dtype=np.int64 if name in ("bins", "base") else float)]
+                  for name in ("bins", "base", "lo", "hi", "step_lo", "step_hi")}
+        pieces["at_nodes"] = [np.zeros((BERV_NODES, 0))]
         for row in range(layout.n_orders):
             if counts[row] < 2 or ends[row, 1] <= ends[row, 0]:
                 continue

@@ -319,8 +319,13 @@ class ForwardPlan:
         reach = (BERV_LIMIT_KMS + PIXEL_MARGIN_KMS) / C_KMS
         centres = layout.pixel_wavelength_air_aa
         pixels = (centres >= self.grid[0] * (1.0 - reach)) & (centres <= self.grid[-1] * (1.0 + reach))
+        if not pixels.any():  # a window inside the CCD gap: the nearest pixels, which reach no bin (zeros as real)
+            distance = np.minimum(np.abs(centres - self.grid[0]), np.abs(centres - self.grid[-1]))
+            pixels = distance <= distance.min() + 1.0
         pad = np.exp(LATTICE_PAD_KMS / C_KMS)
-        self.first, last = lattice_indices(centres[pixels].min() / pad, centres[pixels].max() * pad, self.step_kms)
+        low = min(centres[pixels].min(), self.grid[0] * (1.0 - reach))  # the window too, for the components
+        high = max(centres[pixels].max(), self.grid[-1] * (1.0 + reach))
+        self.first, last = lattice_indices(low / pad, high * pad, self.step_kms)
         self.wavelength_obs_aa = lattice_wavelengths(self.first, last, self.step_kms)
         self.extraction = LatticeExtraction(layout, np.log(self.wavelength_obs_aa[0]), self.step_kms,
                                             self.wavelength_obs_aa.size, pixels, spectrograph.lsf_fwhm_kms)

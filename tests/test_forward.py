@@ -196,3 +196,9 @@ def test_fibre_injection_from_spline_nodes_equals_direct_evaluation():
 def test_berv_beyond_the_merge_geometry_is_refused():
     with pytest.raises(ParameterError, match="berv_kms"):
         simulate(dict(SUN, berv_kms=40.0), seed=0, window=(6000.0, 6010.0))
+
+
+def test_window_inside_the_ccd_gap_gives_zeros_and_components():
+    sim = simulate(SUN, seed=0, components=True, window=(5315.0, 5325.0))
+    assert not sim.flux.any() and not sim.error.any() and sim.truth["snr_550"] is None
+    assert sim.components["stellar"].min() < 0.5  # the stellar truth still covers the window (Fe I 5324.2)
