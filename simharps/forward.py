@@ -76,14 +76,14 @@ from simharps.broadening import shifted_broadening_kernel
 from simharps.constants import C_KMS
 from simharps.detector import Detector
 from simharps.errors import ParameterError, SimharpsError
-from simharps.extraction import BERV_LIMIT_KMS, LatticeExtraction, MergePlan, neighbour_pairs
+from simharps.extraction import BERV_LIMIT_KMS, LSF_HALF_WIDTH_SIGMA, LatticeExtraction, MergePlan, neighbour_pairs
 from simharps.fibre import DEFAULT_ADR_RESIDUAL_FRACTION, injection_efficiency
 from simharps.grids import PRODUCT_RANGE_AA, product_grid
-from simharps.instrument import HarpsSpectrograph
+from simharps.instrument import MODES, HarpsSpectrograph
 from simharps.ism import (CA_H, CA_K, DEFAULT_ISM_B_KMS, NA_D1, NA_D2, check_extinction_parameters,
                           extinction_transmission, interstellar_optical_depth)
 from simharps.kinematics import barycentric_correction, doppler_factor
-from simharps.lsf import gaussian_kernel, overlap_add, overlap_save, overlap_save_samples
+from simharps.lsf import FWHM_PER_SIGMA, gaussian_kernel, overlap_add, overlap_save, overlap_save_samples
 from simharps.photometry import BESSELL_V_WAVELENGTH_AA, photon_flux, synthetic_vmag
 from simharps.sites import SITES
 from simharps.stellar import TemplateGrid
@@ -120,7 +120,7 @@ DEFAULTS = dict(logg_cgs=4.44, mh_dex=0.0, vmic_kms=DEFAULT_VMIC_KMS, vsini_kms=
                 pwv_mm=SITES["lasilla"]["median_pwv_mm"],
                 seeing_arcsec=1.0, fibre_offset_arcsec=0.0, fibre_offset_angle_deg=0.0, parallactic_angle_deg=0.0,
                 read_noise_e=Detector.read_noise_e, gain_e_per_adu=Detector.gain_e_per_adu,
-                site="lasilla", instrument="HARPS")
+                site="lasilla", instrument="HARPS", instrument_mode="HAM")
 """Values used for parameters a caller leaves out (``pwv_mm``: the La Silla median, ``simharps.sites``; ``vmac_kms``
 None: the Valenti & Fischer 2005 relation of the star's Teff, recorded in the truth)."""
 
@@ -145,8 +145,9 @@ PIXEL_MARGIN_KMS = 5.0
 """Pixels are simulated when their centres lie within the window widened by BERV_LIMIT_KMS plus this margin (the
 merge interpolates between neighbouring pixel centres, < 1 km/s apart)."""
 
-LATTICE_PAD_KMS = 12.0
-"""The lattice extends this far beyond the outermost simulated pixel centres (the LSF kernels reach 8.2 km/s)."""
+LATTICE_PAD_KMS = 3.0
+"""The lattice extends this far beyond the outermost simulated pixel centres plus the LSF kernel's half-width (which
+covers half a pixel box; this covers the other half and the 6-point stencil)."""
 
 ISM_LINE_REACH_KMS = 600.0
 """Interstellar line optical depths are evaluated within this velocity of each line's centre (as in simharps.ism)."""
@@ -198,10 +199,10 @@ def default_templates():
     return TemplateGrid()
 
 
-@lru_cache(maxsize=1)
-def default_spectrograph():
-    """The process-wide HARPS spectrograph model (order layout and blaze loaded once)."""
-    return HarpsSpectrograph()
+@lru_cache(maxsize=len(MODES))
+def default_spectrograph(mode="HAM"):
+    """The process-wide HARPS spectrograph model of an observing mode (``simharps.instrument.MODES``)."""
+    return HarpsSpectrograph(resolving_power=MODES[mode].resolving_power)
 
 
 def enabled_stages(stages):
@@ -244,8 +245,8 @@ def resolve_parameters(params):
         raise ParameterError(f"seeing_arcsec must be > 0 arcsec, got {values['seeing_arcsec']}")
     if values["instrument"] != "HARPS":
         raise ParameterError(f"instrument {values['instrument']!r} is not simulated; only 'HARPS' (HAM mode) is")
-    if values.get("instrument_mode", "HAM") != "HAM":
-        raise ParameterError(f"instrument_mode {values['instrument_mode']!r} is not simulated yet; only 'HAM' is")
+    if values["instrument_mode"] not in MODES:
+        raise ParameterError(f"instrument_mode must be one of {sorted(MODES)}, got {values['instrument_mode']!r}")
     if values.get("fibre_era", "pre2015") != "pre2015":
         raise ParameterError(f"fibre_era {values['fibre_era']!r} is not simulated yet: the order layout and blaze are "
                              "those of the 2003 calibration ('pre2015')")
@@ -314,6 +315,7 @@ class ForwardPlan:
 
     def __init__(self, start_aa, stop_aa, templates, spectrograph):
         layout = spectrograph.layout
+        self.lsf_fwhm_kms = spectrograph.lsf_fwhm_kms
         self.grid = product_grid(start_aa, stop_aa)
         self.step_kms = templates.step_kms
         reach = (BERV_LIMIT_KMS + PIXEL_MARGIN_KMS) / C_KMS
@@ -322,7 +324,7 @@ class ForwardPlan:
         if not pixels.any():  # a window inside the CCD gap: the nearest pixels, which reach no bin (zeros as real)
             distance = np.minimum(np.abs(centres - self.grid[0]), np.abs(centres - self.grid[-1]))
             pixels = distance <= distance.min() + 1.0
-        pad = np.exp(LATTICE_PAD_KMS / C_KMS)
+        pad = np.exp((LSF_HALF_WIDTH_SIGMA * self.lsf_fwhm_kms / FWHM_PER_SIGMA + LATTICE_PAD_KMS) / C_KMS)
         low = min(centres[pixels].min(), self.grid[0] * (1.0 - reach))  # the window too, for the components
         high = max(centres[pixels].max(), self.grid[-1] * (1.0 + reach))
         self.first, last = lattice_indices(low / pad, high * pad, self.step_kms)
@@ -437,7 +439,8 @@ class ForwardPlan:
                 nodes, values["seeing_arcsec"], values["airmass"], values["fibre_offset_arcsec"],
                 fibre_offset_angle_deg=values["fibre_offset_angle_deg"],
                 parallactic_angle_deg=values["parallactic_angle_deg"],
-                adr_residual_fraction=values["adr_residual_fraction"])
+                adr_residual_fraction=values["adr_residual_fraction"],
+                fibre_diameter_arcsec=MODES[values["instrument_mode"]].fibre_diameter_arcsec)
             factor *= CubicSpline(nodes, efficiency)(self.coarse_obs_aa)
         return factor
 
@@ -477,7 +480,7 @@ class ForwardPlan:
 
     def lsf_components(self, values, star, ism, telluric):
         """The stellar (with ISM lines) and telluric transmission spectra, LSF-convolved, on the product grid."""
-        lsf = gaussian_kernel(self.step_kms, default_spectrograph().lsf_fwhm_kms, truncate_sigma=7.0)
+        lsf = gaussian_kernel(self.step_kms, self.lsf_fwhm_kms, truncate_sigma=7.0)
         half = lsf.size // 2
         n = self.wavelength_obs_aa.size
         position = (np.log(self.grid / star.berv_factor / self.wavelength_obs_aa[0])) * C_KMS / self.step_kms
@@ -491,9 +494,10 @@ class ForwardPlan:
 
 
 @lru_cache(maxsize=4)
-def forward_plan(start_aa, stop_aa):
-    """The ForwardPlan of a product window (cached: building one costs ~1 s, a full-range plan holds ~60 MB)."""
-    return ForwardPlan(start_aa, stop_aa, default_templates(), default_spectrograph())
+def forward_plan(start_aa, stop_aa, mode="HAM"):
+    """The ForwardPlan of a product window and observing mode (cached: building one costs ~0.4 s, a full-range plan
+    holds ~60 MB)."""
+    return ForwardPlan(start_aa, stop_aa, default_templates(), default_spectrograph(mode))
 
 
 @lru_cache(maxsize=1)
@@ -517,7 +521,7 @@ def _simulate(params, seed, *, components=False, stages=None, window=None, expec
     start_aa, stop_aa = _product_window(window)
     if abs(values["berv_kms"]) > BERV_LIMIT_KMS:
         raise ParameterError(f"berv_kms must lie within +-{BERV_LIMIT_KMS} km/s, got {values['berv_kms']}")
-    plan = forward_plan(start_aa, stop_aa)
+    plan = forward_plan(start_aa, stop_aa, values["instrument_mode"])
     efficiency = reference_efficiency()
     expected_e, continuum_e, star, ism, telluric = plan.expected(values, enabled, efficiency)
 

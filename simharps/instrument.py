@@ -96,6 +96,21 @@ LAYOUT_FILE = Path(__file__).resolve().parent / "data" / "harps_orders.npz"
 RESOLVING_POWER = 115_000.0
 """HARPS resolving power (user manual); LSF FWHM c / R = 2.607 km/s."""
 
+
+@dataclass(frozen=True)
+class InstrumentMode:
+    """A HARPS observing mode: resolving power and on-sky fibre diameter (arcsec)."""
+
+    resolving_power: float
+    fibre_diameter_arcsec: float
+
+
+MODES = {"HAM": InstrumentMode(RESOLVING_POWER, 1.0), "EGGS": InstrumentMode(80_000.0, 1.4)}
+"""HARPS modes (user manual): HAM (high accuracy, 1" fibres, R = 115,000) and EGGS (high efficiency, 1.4" fibres,
+R ~ 80,000). EGGS is modelled with the HAM order layout and blaze: its fibres sit a few pixels away on the CCD and
+no EGGS calibration is available here, so its wavelength solution, blaze and CCD-gap edges are approximate, and
+it shares the grey spectrograph efficiency calibrated on HAM (its extra light comes from the larger fibre alone)."""
+
 MERGE_TRIM_PX = (0.5, 2.0)
 """Pixels dropped at the (blue, red) end of each order's valid range when merging (measured on the real products)."""
 

@@ -5,6 +5,7 @@ import pytest
 from astropy.io import fits
 
 from simharps.constants import C_KMS
+from simharps.lsf import convolve_gaussian_velocity
 from simharps.errors import ParameterError
 from simharps import forward
 from simharps.forward import REFERENCE, REFERENCE_SNR_550, simulate, simulate_batch
@@ -119,7 +120,7 @@ def test_reddening_changes_the_continuum_by_the_law():
 @pytest.mark.parametrize("change, name", [
     (dict(pwv_mm=-1.0), "pwv"), (dict(airmass=0.9), "airmass"), (dict(teff_k=9000.0), "teff_k"),
     (dict(extinction_law="XYZ", ebv_mag=0.1), "law"), (dict(exptime_s=0.0), "exptime_s"),
-    (dict(instrument_mode="EGGS"), "instrument_mode"), (dict(fibre_era="post2015"), "fibre_era"),
+    (dict(instrument_mode="UHR"), "instrument_mode"), (dict(fibre_era="post2015"), "fibre_era"),
 ])
 def test_bad_parameters_name_the_parameter(change, name):
     with pytest.raises(ParameterError, match=name):
@@ -202,3 +203,22 @@ def test_window_inside_the_ccd_gap_gives_zeros_and_components():
     sim = simulate(SUN, seed=0, components=True, window=(5315.0, 5325.0))
     assert not sim.flux.any() and not sim.error.any() and sim.truth["snr_550"] is None
     assert sim.components["stellar"].min() < 0.5  # the stellar truth still covers the window (Fe I 5324.2)
+
+
+def test_eggs_mode_has_the_wider_lsf_and_fibre():
+    """EGGS (R ~ 80,000, 1.4" fibres): its stellar spectrum is the HAM one convolved with a Gaussian whose FWHM
+    adds the two resolutions in quadrature, and the larger fibre takes in more light at the same seeing."""
+    star = dict(SUN, vsini_kms=0.0, vmac_kms=0.5, seeing_arcsec=1.2, rv_kms=0.0, berv_kms=0.0)
+    window = (5000.0, 5100.0)
+    ham = simulate(star, seed=0, components=True, window=window, stages={"noise": False, "atmosphere": False})
+    eggs = simulate(dict(star, instrument_mode="EGGS"), seed=0, components=True, window=window,
+                    stages={"noise": False, "atmosphere": False})
+    assert eggs.truth["instrument_mode"] == "EGGS"
+    assert np.median(eggs.components["response"] / ham.components["response"]) > 1.2
+    grid = 5005.0 * np.exp(np.arange(int(C_KMS * np.log(5095.0 / 5005.0) / 0.15)) * 0.15 / C_KMS)
+    narrow, wide = (np.interp(grid, ham.wavelength_air_aa, sim.components["stellar"]) for sim in (ham, eggs))
+    extra_fwhm = np.arange(1.5, 3.5, 0.01)
+    misfit = [np.sum((convolve_gaussian_velocity(narrow, 0.15, fwhm) - wide) ** 2) for fwhm in extra_fwhm]
+    best = extra_fwhm[int(np.argmin(misfit))]
+    expected = np.sqrt((C_KMS / 80_000) ** 2 - (C_KMS / 115_000) ** 2)  # 2.69 km/s: Gaussians add in quadrature
+    assert best == pytest.approx(expected, rel=0.03)

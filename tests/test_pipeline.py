@@ -84,9 +84,10 @@ def test_dataset_batches_mark_the_ccd_gap_as_nan_like_ingest():
 
 
 def test_configuration_the_forward_model_lacks_fails_before_any_work(tmp_path, capsys):
-    eggs = tmp_path / "eggs.yaml"
-    eggs.write_text(CI_SCENARIO.read_text().replace("    exptime_s: 300 s", "    exptime_s: 300 s\n    instrument_mode: EGGS"))
-    assert main(["simulate", str(eggs), "--out", str(tmp_path / "never"), "--quiet"]) == 2
+    upgraded = tmp_path / "post2015.yaml"
+    text = CI_SCENARIO.read_text().replace("dates: [2009-01-01, 2010-12-31]", "dates: [2016-01-01, 2016-12-31]")
+    upgraded.write_text(text.replace("    exptime_s: 300 s", "    exptime_s: 300 s\n    fibre_era: post2015"))
+    assert main(["simulate", str(upgraded), "--out", str(tmp_path / "never"), "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert "eggs.yaml" in err and "instrument_mode" in err and "row 0" in err
+    assert "post2015.yaml" in err and "fibre_era" in err and "row 0" in err
     assert not (tmp_path / "never").exists()
