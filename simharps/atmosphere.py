@@ -99,13 +99,11 @@ import numpy as np
 from scipy.interpolate import PchipInterpolator
 from scipy.special import voigt_profile
 
-from simharps.constants import C_KMS
+from simharps.constants import AMU_KG, C_KMS, K_BOLTZMANN_SI
 from simharps.errors import ParameterError
 from simharps.grids import air_to_vacuum, vacuum_to_air
 from simharps.lsf import FWHM_PER_SIGMA, convolve_gaussian_velocity, fwhm_kms_from_resolution
 
-BOLTZMANN_J_K = 1.380649e-23
-AMU_KG = 1.66053906660e-27
 C2_CM_K = 1.4387769
 """Second radiation constant hc/k, cm K."""
 T_REF_K = 296.0
@@ -286,7 +284,7 @@ class SiteAtmosphere:
         temperature, pressure_pa = self.temperature_pressure(z_half)
         if fraction is None:
             density_cm3 = column_cm2 / (scale * 1e5) * np.exp(-(z_half - self.site_altitude_km) / scale)
-            fraction = density_cm3 * 1e6 * BOLTZMANN_J_K * temperature / pressure_pa
+            fraction = density_cm3 * 1e6 * K_BOLTZMANN_SI * temperature / pressure_pa
         pressure_atm = pressure_pa / ATM_PA
         return temperature, pressure_atm, fraction * pressure_atm, column
 
@@ -313,7 +311,7 @@ def line_by_line_optical_depth(lines, partition_sum, species, layers, wave0_vac_
         gamma = (T_REF_K / temperature) ** lines.n_air * (
             lines.gamma_air * (pressure_atm - self_atm) + lines.gamma_self * self_atm)
         centre = lines.wavenumber_cm + lines.delta_air * pressure_atm
-        sigma = centre * np.sqrt(BOLTZMANN_J_K * temperature / mass_kg) / (C_KMS * 1e3)
+        sigma = centre * np.sqrt(K_BOLTZMANN_SI * temperature / mass_kg) / (C_KMS * 1e3)
         peak = strength * voigt_profile(0.0, sigma, gamma)
         keep = peak > floor
         wing = np.sqrt(strength * gamma / (np.pi * floor))

@@ -21,12 +21,12 @@ Example
 
 import numpy as np
 
+from simharps.constants import HC_ERG_AA
 from simharps.errors import ParameterError
 
 V_ZERO_POINT_FLAM = 3.631e-9
 """f_lambda of a V = 0 star, erg s^-1 cm^-2 A^-1 (Bessell, Castelli & Plez 1998, Table A2)."""
 
-HC_ERG_AA = 6.62607015e-27 * 2.99792458e18
 """h c in erg A."""
 
 BESSELL_V_WAVELENGTH_AA = np.arange(4700.0, 7001.0, 100.0)

@@ -46,7 +46,7 @@ Example
 
 import numpy as np
 
-from simharps.constants import C_KMS
+from simharps.constants import C_KMS, HYDROGEN_ATOM_MASS_G, K_BOLTZMANN_CGS, K_BOLTZMANN_EV
 
 BALMER_LINES_AIR_AA = np.array([6562.80, 4861.33, 4340.46, 4101.74, 3970.07, 3889.05])
 """H-alpha, H-beta, H-gamma, H-delta, H-epsilon, H8 (air, A)."""
@@ -60,7 +60,6 @@ S_ALPHA_REF = 1.11
 S_BETA_REF = 1.18
 WING_EXPONENT = 2.0
 EXCITATION_PLUS_HMINUS_EV = 10.199 + 0.754
-K_BOLTZMANN_EV = 8.617333e-5
 LOGG_EXPONENT = 0.1
 ETA_CORE_MAX = 10.0
 HALF_WINDOW_AA = 400.0
@@ -83,7 +82,7 @@ def balmer_opacity(wavelength_air_aa, teff_k, logg_cgs, doppler_factor=1.0):
     """Summed Balmer eta on ``wavelength_air_aa`` (lines shifted by ``doppler_factor``)."""
     wavelength_air_aa = np.asarray(wavelength_air_aa, dtype=float)
     eta = np.zeros(wavelength_air_aa.shape)
-    thermal_kms = np.sqrt(2.0 * 1.380649e-16 * teff_k / 1.6735e-24) / 1e5
+    thermal_kms = np.sqrt(2.0 * K_BOLTZMANN_CGS * teff_k / HYDROGEN_ATOM_MASS_G) / 1e5
     for centre, strength in zip(BALMER_LINES_AIR_AA * doppler_factor, wing_strengths(teff_k, logg_cgs)):
         lo, hi = np.searchsorted(wavelength_air_aa, [centre - HALF_WINDOW_AA, centre + HALF_WINDOW_AA])
         if lo == hi:

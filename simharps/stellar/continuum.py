@@ -30,11 +30,8 @@ Example
 import numpy as np
 from scipy.special import voigt_profile
 
-from simharps.constants import C_KMS
+from simharps.constants import C_CGS, C_KMS, H_PLANCK_CGS, K_BOLTZMANN_CGS
 
-H_PLANCK_CGS = 6.62607015e-27
-C_CGS = 2.99792458e10
-K_BOLTZMANN_CGS = 1.380649e-16
 BIN_WIDTH_AA = 50.0
 """Width of the bins (A) over which the lines' blocked-flux fraction sets the backwarming."""
 

@@ -58,11 +58,9 @@ import numpy as np
 from scipy.special import gamma as gamma_function
 from scipy.special import voigt_profile
 
-from simharps.constants import C_KMS
+from simharps.constants import AMU_G, C_KMS, K_BOLTZMANN_CGS
 from simharps.stellar.linelist import REFERENCE_VMIC_KMS, load_line_table, maximum_depth
 
-K_BOLTZMANN_CGS = 1.380649e-16
-AMU_G = 1.66053907e-24
 BOHR_RADIUS_CM = 0.529177e-8
 LOGG_SUN_CGS = 4.438
 TEFF_SUN_K = 5772.0
