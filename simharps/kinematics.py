@@ -84,7 +84,7 @@ from astropy.utils import iers
 
 from simharps.constants import C_KMS
 from simharps.errors import ParameterError
-from simharps.sites import SITES
+from simharps.sites import SITES, TELESCOPE_KEYWORD_PREFIXES
 
 iers.conf.auto_download = False
 
@@ -300,7 +300,7 @@ def eso_sexagesimal_deg(value, hours):
 
 
 def _telescope_prefix(header):
-    for prefix in ("ESO TEL", "ESO TEL1", "ESO TEL2", "ESO TEL3", "ESO TEL4"):
+    for prefix in TELESCOPE_KEYWORD_PREFIXES:
         if f"{prefix} GEOLAT" in header and f"{prefix} TARG ALPHA" in header:
             return prefix
     raise ParameterError("header: no ESO TEL[n] GEOLAT/TARG ALPHA keywords to take the site and target from")

@@ -12,3 +12,12 @@ SITES = {
     "paranal": {"lat_deg": -24.6268, "lon_deg": -70.4045, "elevation_m": 2648.0, "telescope": "ESO-VLT-U3",
                 "median_pwv_mm": 2.4},
 }
+
+TELESCOPE_KEYWORD_PREFIXES = ("ESO TEL", "ESO TEL1", "ESO TEL2", "ESO TEL3", "ESO TEL4")
+"""Header keyword prefixes of the telescope in use: ``ESO TEL`` (La Silla 3.6 m) or ``ESO TEL1``..``ESO TEL4`` (the
+VLT unit telescope feeding ESPRESSO), written ``ESO TEL[n]`` in the docs."""
+
+
+def telescope_keywords(suffix):
+    """``ESO TEL[n] <suffix>`` for every telescope prefix, in ``TELESCOPE_KEYWORD_PREFIXES`` order."""
+    return [f"{prefix} {suffix}" for prefix in TELESCOPE_KEYWORD_PREFIXES]

@@ -53,6 +53,7 @@ from scipy.spatial import cKDTree
 
 from simharps.errors import ParameterError
 from simharps.kinematics import eso_sexagesimal_deg
+from simharps.sites import TELESCOPE_KEYWORD_PREFIXES
 
 J2000 = 2000.0
 _GLIESE = re.compile(r"^(GLIESE|GL|GJ)(?=\d)")
@@ -81,7 +82,7 @@ def _number(header, key):
 
 def target_position(header, meta):
     """J2000 position of the target and its proper motion: a dict of row columns (see module docstring)."""
-    for prefix in ("ESO TEL", "ESO TEL1", "ESO TEL2", "ESO TEL3", "ESO TEL4"):
+    for prefix in TELESCOPE_KEYWORD_PREFIXES:
         alpha, delta = _number(header, f"{prefix} TARG ALPHA"), _number(header, f"{prefix} TARG DELTA")
         if alpha is None or delta is None:
             continue

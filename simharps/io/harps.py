@@ -69,6 +69,7 @@ from astropy.io import fits
 from simharps.errors import HarpsFormatError
 from simharps.grids import vacuum_to_air
 from simharps.io.keywords import read_truth, site_from_coordinates, site_from_telescope
+from simharps.sites import telescope_keywords
 
 SUPPORTED_INSTRUMENTS = ("HARPS", "ESPRESSO")
 """``INSTRUME`` values accepted as HARPS(-pipeline) products."""
@@ -80,7 +81,6 @@ HARPS_ECHELLE_ORDERS = np.concatenate([np.arange(161, 115, -1), np.arange(114, 8
 """Echelle order number of each e2ds row: blue CCD 161..116 (46 rows), red CCD 114..89 (26 rows); order 115 falls
 in the CCD gap (HARPS user manual; the e2ds header's ``ESO DRS CAL TH ORDER NBLUE/NRED`` = 46/26)."""
 
-_TEL_PREFIXES = ("ESO TEL", "ESO TEL1", "ESO TEL2", "ESO TEL3", "ESO TEL4")
 _FRAMES = {"BARYCENT": "barycentric", "TOPOCENT": "observatory"}
 
 
@@ -166,7 +166,7 @@ def detect_layout(hdul):
 
 def header_meta(header, product):
     """Metadata of a primary header under the project's parameter names (see the module table)."""
-    lat, lon, elevation = (_number(header, *_tel(key)) for key in ("GEOLAT", "GEOLON", "GEOELEV"))
+    lat, lon, elevation = (_number(header, *telescope_keywords(key)) for key in ("GEOLAT", "GEOLON", "GEOELEV"))
     telescope = _string(header, "TELESCOP")
     site = site_from_coordinates(lat, lon) if lat is not None else site_from_telescope(telescope)
     default_frame = "observatory" if product == "e2ds" else "barycentric"
@@ -180,9 +180,9 @@ def header_meta(header, product):
         "mjd_utc": _number(header, "MJD-OBS"),
         "exptime_s": _number(header, "EXPTIME"),
         "berv_kms": _number(header, "ESO DRS BERV", "ESO QC BERV"),
-        "airmass": _number(header, *_tel("AIRM START")),
-        "seeing_arcsec": _number(header, *_tel("AMBI FWHM START")),
-        "pwv_mm": _number(header, *_tel("AMBI IWV START")),
+        "airmass": _number(header, *telescope_keywords("AIRM START")),
+        "seeing_arcsec": _number(header, *telescope_keywords("AMBI FWHM START")),
+        "pwv_mm": _number(header, *telescope_keywords("AMBI IWV START")),
         "snr_550": _number(header, "ESO DRS SPE EXT SN50"),
         "snr_adp": _number(header, "SNR"),
         "gain_e_per_adu": _number(header, "GAIN", "ESO DRS CCD CONAD"),
@@ -409,10 +409,6 @@ def _to_angstrom(unit, path, what):
         return u.Unit(str(unit).strip()).to(u.AA)
     except (ValueError, u.UnitConversionError) as exc:
         raise HarpsFormatError(path, f"{what} unit {unit!r} is not a wavelength unit") from exc
-
-
-def _tel(suffix):
-    return [f"{prefix} {suffix}" for prefix in _TEL_PREFIXES]
 
 
 def _number(header, *keys):
