@@ -101,7 +101,7 @@ from scipy.special import voigt_profile
 
 from simharps.constants import AMU_KG, C_KMS, K_BOLTZMANN_SI
 from simharps.errors import ParameterError
-from simharps.grids import air_to_vacuum, vacuum_to_air
+from simharps.grids import accumulate_windows, air_to_vacuum, vacuum_to_air
 from simharps.lsf import FWHM_PER_SIGMA, convolve_gaussian_velocity, fwhm_kms_from_resolution
 
 C2_CM_K = 1.4387769
@@ -322,26 +322,15 @@ def line_by_line_optical_depth(lines, partition_sum, species, layers, wave0_vac_
 
 
 def _accumulate_profiles(tau, grid_wn, wn0, dlog, centre, strength, sigma, gamma, half_width_cm, chunk_elements):
-    """Add ``strength * Voigt`` of each line into ``tau`` within +-half_width_cm, lines batched by window size."""
-    position = np.rint(np.log(wn0 / centre) / dlog).astype(np.int64)
+    """Add ``strength * Voigt`` of each line into ``tau`` within +-half_width_cm (``simharps.grids.accumulate_windows``)."""
+    nearest = np.rint(np.log(wn0 / centre) / dlog).astype(np.int64)
     half_px = np.maximum(np.ceil(half_width_cm / (centre * dlog)), 1).astype(np.int64)
-    bucket = 2 ** np.ceil(np.log2(half_px)).astype(np.int64)
-    n = tau.size
-    for width in np.unique(bucket):
-        members = np.flatnonzero(bucket == width)
-        members = members[np.argsort(position[members])]
-        offsets = np.arange(-width, width + 1)
-        per_chunk = max(1, chunk_elements // offsets.size)
-        for start in range(0, members.size, per_chunk):
-            sel = members[start:start + per_chunk]
-            index = position[sel, None] + offsets
-            inside = (index >= 0) & (index < n)
-            safe = np.clip(index, 0, n - 1)
-            profile = strength[sel, None] * voigt_profile(grid_wn[safe] - centre[sel, None],
-                                                          sigma[sel, None], gamma[sel, None])
-            lo = safe.min()
-            tau[lo:safe.max() + 1] += np.bincount((safe - lo)[inside], profile[inside],
-                                                  minlength=safe.max() + 1 - lo)
+
+    def profile(selected, index):
+        return strength[selected, None] * voigt_profile(grid_wn[index] - centre[selected, None], sigma[selected, None],
+                                                        gamma[selected, None])
+
+    accumulate_windows(tau, nearest, half_px, profile, chunk_elements)
 
 
 # --------------------------------------------------------------------------- run-time model

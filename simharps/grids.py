@@ -87,3 +87,32 @@ def product_grid(start_aa=PRODUCT_RANGE_AA[0], stop_aa=PRODUCT_RANGE_AA[1]):
 def product_grid_index(wavelength_air_aa):
     """Integer lattice index (``round(lambda / 0.01 A)``) of wavelengths on the archive grid."""
     return np.rint(np.asarray(wavelength_air_aa, dtype=float) / PRODUCT_STEP_AA).astype(np.int64)
+
+
+def accumulate_windows(out, nearest_index, half_width_px, profile, chunk_elements=1 << 22):
+    """Add many short profiles into ``out`` (1-D, in place): line i covers ``out[nearest_index[i] + k]`` for
+    |k| <= its window, the window being ``half_width_px[i]`` rounded up to a power of two so that lines of one
+    window size are evaluated together, ``chunk_elements`` values at a time.
+
+    ``profile(selected, index)`` returns the values (len(selected), window) of lines ``selected`` at the grid
+    indices ``index`` (clipped into the grid; values falling outside it are dropped). Used to sum Voigt profiles
+    of line lists onto log-lambda grids (stellar lines, telluric lines).
+    """
+    nearest_index = np.asarray(nearest_index, dtype=np.int64)
+    bucket = 2 ** np.ceil(np.log2(np.maximum(half_width_px, 1))).astype(np.int64)
+    n = out.size
+    for width in np.unique(bucket):
+        members = np.flatnonzero(bucket == width)
+        members = members[np.argsort(nearest_index[members], kind="stable")]
+        offsets = np.arange(-width, width + 1)
+        per_chunk = max(1, chunk_elements // offsets.size)
+        for start in range(0, members.size, per_chunk):
+            selected = members[start:start + per_chunk]
+            index = nearest_index[selected, None] + offsets
+            inside = (index >= 0) & (index < n)
+            if not inside.any():
+                continue
+            values = profile(selected, np.clip(index, 0, n - 1))
+            lo, hi = index[inside].min(), index[inside].max()
+            out[lo:hi + 1] += np.bincount(index[inside] - lo, weights=values[inside], minlength=hi + 1 - lo)
+    return out

@@ -59,6 +59,7 @@ from scipy.special import gamma as gamma_function
 from scipy.special import voigt_profile
 
 from simharps.constants import AMU_G, C_KMS, K_BOLTZMANN_CGS
+from simharps.grids import accumulate_windows
 from simharps.stellar.linelist import REFERENCE_VMIC_KMS, load_line_table, maximum_depth
 
 BOHR_RADIUS_CM = 0.529177e-8
@@ -152,20 +153,14 @@ def line_opacity(ln_wavelength_air, step_kms, parameters, doppler_factor=1.0):
     dln = step_kms / C_KMS
     centre_px = (np.log(wave * doppler_factor) - ln_wavelength_air[0]) / dln
     half_px = np.ceil(_half_width_kms(eta0, sigma, gamma) / step_kms).astype(np.int64) + 2
-    keep = (eta0 > WINDOW_THRESHOLD) & (centre_px + half_px >= 0) & (centre_px - half_px < n_pix)
-    bucket = 2 ** np.ceil(np.log2(half_px[keep])).astype(np.int64)
-    idx = np.flatnonzero(keep)
-    eta = np.zeros(n_pix)
-    for width in np.unique(bucket):
-        members = idx[bucket == width]
-        offsets = np.arange(-width, width + 1)
-        per_chunk = max(1, CHUNK_ELEMENTS // len(offsets))
-        for start in range(0, len(members), per_chunk):
-            sel = members[start : start + per_chunk]
-            pix = np.rint(centre_px[sel])[:, None].astype(np.int64) + offsets
-            dv = (pix - centre_px[sel, None]) * step_kms
-            s, g = sigma[sel, None], gamma[sel, None]
-            values = (eta0[sel] / voigt_profile(0.0, sigma[sel], gamma[sel]))[:, None] * voigt_profile(dv, s, g)
-            inside = (pix >= 0) & (pix < n_pix)
-            eta += np.bincount(pix[inside], weights=values[inside], minlength=n_pix)
+    keep = np.flatnonzero((eta0 > WINDOW_THRESHOLD) & (centre_px + half_px >= 0) & (centre_px - half_px < n_pix))
+    centre, scale = centre_px[keep], eta0[keep] / voigt_profile(0.0, sigma[keep], gamma[keep])
+    sigma, gamma = sigma[keep], gamma[keep]
+
+    def profile(selected, index):
+        velocity_kms = (index - centre[selected, None]) * step_kms
+        return scale[selected, None] * voigt_profile(velocity_kms, sigma[selected, None], gamma[selected, None])
+
+    eta = accumulate_windows(np.zeros(n_pix), np.rint(centre).astype(np.int64), half_px[keep], profile,
+                             CHUNK_ELEMENTS)
     return eta
