@@ -64,7 +64,22 @@ STENCIL = np.arange(-2, 4)
 """Lattice nodes (relative to the one at or below a pixel centre) of the quintic that samples g and its derivatives."""
 
 
-def _stencil_weights(fraction, second, fourth):
+def quintic_weights(fraction):
+    """(6, n) float32 Lagrange weights on the ``STENCIL`` nodes at fractional positions ``fraction`` (in [0, 1)):
+    ``stencil_weights(fraction, 0, 0)``, computed from the products of the node distances directly."""
+    f = np.asarray(fraction, dtype=np.float32)
+    distance = [f - np.float32(node) for node in STENCIL]
+    weights = []
+    for k, node in enumerate(STENCIL):
+        product = np.float32(1.0 / np.prod([node - other for other in STENCIL if other != node]))
+        for m, other in enumerate(STENCIL):
+            if m != k:
+                product = product * distance[m]
+        weights.append(product)
+    return np.stack(weights)
+
+
+def stencil_weights(fraction, second, fourth):
     """Weights on the 6 ``STENCIL`` nodes giving P(f) + second * P2(f) + fourth * P4(f) for the quintic P through
     them (PN its N-th derivative), at fractional positions f in [0, 1) (``second``, ``fourth`` in lattice units)."""
     powers = np.arange(STENCIL.size)
@@ -115,7 +130,7 @@ class LatticeExtraction:
         sample_kms = OUTPUT_DECIMATION * self.step_kms
         second = (widths**2 - width_0**2) / 24.0
         fourth = (widths**4 - width_0**4) / 1920.0 - second * width_0**2 / 24.0
-        self.weights = np.ascontiguousarray(_stencil_weights(sample - base, second / sample_kms**2,
+        self.weights = np.ascontiguousarray(stencil_weights(sample - base, second / sample_kms**2,
                                                              fourth / sample_kms**4).T, dtype=np.float32)
 
     def pixel_means(self, density):
