@@ -2,15 +2,14 @@
 
 import numpy as np
 import pytest
-from astropy.io import fits
 
-from simharps.constants import C_KMS
-from simharps.lsf import convolve_gaussian_velocity
-from simharps.errors import ParameterError
 from simharps import forward
+from simharps.constants import C_KMS
+from simharps.errors import ParameterError
 from simharps.forward import REFERENCE, REFERENCE_SNR_550, simulate, simulate_batch
 from simharps.io import read_harps
 from simharps.ism import extinction_transmission
+from simharps.lsf import convolve_gaussian_velocity
 
 SUN = dict(teff_k=5770.0, logg_cgs=4.44, mh_dex=0.0, vsini_kms=2.0, rv_kms=5.0, vmag=8.0, exptime_s=600.0,
            airmass=1.2, pwv_mm=3.0, seeing_arcsec=0.9, berv_kms=-8.686)
