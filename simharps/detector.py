@@ -12,8 +12,8 @@ g1 = mean_e / sigma^3 and excess kurtosis g2 = mean_e / sigma^4 (sigma^2 = varia
 
     counts_e = mean_e + sigma [z + (z^2 - 1) g1 / 6 + (z^3 - 3 z) g2 / 24 - (2 z^3 - 5 z) g1^2 / 36]
 
-which has the exact mean and variance and the right skewness and kurtosis to O(1 / mean_e) (at 50 e-: skewness
-0.14 reproduced, residual errors ~1 %); it is 3-4x cheaper than a Poisson draw and continuous (real extracted
+which has the exact mean, the variance to O(1 / mean_e^2) (8e-7 relative at 50 e-) and the skewness and kurtosis to
+under 0.5 % from 50 e- up (tested by Gauss-Hermite quadrature); it is 3-4x cheaper than a Poisson draw and continuous (real extracted
 pixels are weighted sums over the extraction window, not integers either).
 
 ``R`` are cosmic-ray residuals (below). The pipeline subtracts the mean dark, so ``counts_adu`` has expectation
@@ -156,7 +156,8 @@ class Detector:
 def photon_and_read_noise(mean_e, read_variance_e2, rng):
     """Poisson(mean_e) + Normal(0, read_variance_e2) draws and their variance, float32 (shape of ``mean_e``): exact
     below ``POISSON_EXACT_BELOW_E``, Cornish-Fisher above (module docstring)."""
-    mean_e = np.asarray(mean_e, dtype=float)
+    shape = np.shape(mean_e)
+    mean_e = np.atleast_1d(np.asarray(mean_e, dtype=float))
     z = rng.standard_normal(mean_e.shape, dtype=np.float32)
     mean32 = mean_e.astype(np.float32)
     variance = mean32 + np.float32(read_variance_e2)
@@ -170,4 +171,4 @@ def photon_and_read_noise(mean_e, read_variance_e2, rng):
     if low.size:
         counts_e.reshape(-1)[low] = (rng.poisson(mean_e.reshape(-1)[low])
                                      + rng.normal(0.0, np.sqrt(read_variance_e2), low.size))
-    return counts_e, variance
+    return counts_e.reshape(shape), variance.reshape(shape)

@@ -164,7 +164,11 @@ CA_K = InterstellarLine("Ca II K", 3934.777, 0.6267, 1.47e8)
 CA_H = InterstellarLine("Ca II H", 3969.591, 0.3116, 1.44e8)
 """Morton 2003 (ApJS 149, 205) line data."""
 
-_COG_T = np.linspace(-np.arcsinh(600.0), np.arcsinh(600.0), 2001)
+LINE_REACH_KMS = 600.0
+"""Interstellar line optical depths are evaluated (and equivalent widths integrated) within this velocity of each
+line's centre."""
+
+_COG_T = np.linspace(-np.arcsinh(LINE_REACH_KMS), np.arcsinh(LINE_REACH_KMS), 2001)
 _COG_VELOCITY_KMS = np.sinh(_COG_T)
 _COG_WEIGHT_KMS = np.cosh(_COG_T) * (_COG_T[1] - _COG_T[0])
 """Curve-of-growth quadrature: v = sinh(t) km/s, uniform in t over +-600 km/s (0.007 km/s steps at line
@@ -192,12 +196,17 @@ class Poznanski2012:
         return max(0.0, (np.log10(ebv_mag) - cls.INTERCEPT) / cls.SLOPE_PER_AA)
 
 
-@lru_cache(maxsize=4096)
 def nad_column_density(ebv_mag, ism_b_kms=DEFAULT_ISM_B_KMS):
     """log10 N(Na I) (cm^-2) whose D1 + D2 equivalent width matches Poznanski et al. 2012 at ``ebv_mag``.
 
-    Returns None when the relation predicts no absorption (E(B-V) <= 0.0141).
+    Returns None when the relation predicts no absorption (E(B-V) <= 0.0141). Scalars; the solution is cached (repeat
+    observations of one star share it).
     """
+    return _nad_column_density(float(ebv_mag), float(ism_b_kms))
+
+
+@lru_cache(maxsize=4096)
+def _nad_column_density(ebv_mag, ism_b_kms):
     if ism_b_kms <= 0:
         raise ParameterError(f"ism_b_kms must be > 0 km/s, got {ism_b_kms}")
     target_aa = Poznanski2012.ew_d1_d2_aa(ebv_mag)
@@ -237,6 +246,6 @@ def interstellar_optical_depth(wavelength_air_aa, ebv_mag, ism_rv_kms=0.0, ism_b
     for line, logn_cm2 in components:
         centre_air_aa = line.wavelength_air_aa * doppler
         velocity_kms = C_KMS * np.log(wavelength_air_aa / centre_air_aa)
-        near = np.abs(velocity_kms) < 600.0
+        near = np.abs(velocity_kms) < LINE_REACH_KMS
         tau[near] += line.optical_depth(velocity_kms[near], logn_cm2, ism_b_kms)
     return tau

@@ -114,6 +114,9 @@ def overlap_save(signal, kernel, decimation=1):
     taps = kernel.size
     if decimation not in (1, 2) or taps % 2 == 0:
         raise ValueError(f"need an odd-length kernel and decimation 1 or 2, got {taps} taps, decimation {decimation}")
+    if np.ndim(signal) != 1 or np.size(signal) < taps:
+        raise ValueError(f"need a 1-D signal at least as long as the kernel ({taps}), got shape {np.shape(signal)}")
+    signal = np.ascontiguousarray(signal)
     size = _block_size(taps)
     step = size - taps + 1
     n_blocks = -(-(signal.size - taps + 1) // step)

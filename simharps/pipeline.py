@@ -19,8 +19,8 @@ import numpy as np
 
 from simharps.dataset import Channels, generate, write_dataset
 from simharps.errors import ParameterError, SimharpsError
-from simharps.forward import (ALWAYS_ON_STAGES, STAGES, default_templates, enabled_stages, resolve_parameters,
-                              simulate_batch)
+from simharps.forward import (ALWAYS_ON_STAGES, DEFAULTS, STAGES, default_templates, enabled_stages,
+                              resolve_parameters, simulate_batch)
 from simharps.ingest import prepare_files
 from simharps.scenario import sample_population, spectrum_seed
 
@@ -90,7 +90,7 @@ def _build_templates(rows, workers, progress):
     templates = default_templates()
     stars = []
     for row in rows:
-        values = resolve_parameters(row)
+        values = {**DEFAULTS, **row}
         try:
             templates.corners(values["teff_k"], values["logg_cgs"], values["mh_dex"])
         except ParameterError:

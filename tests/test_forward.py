@@ -221,3 +221,15 @@ def test_eggs_mode_has_the_wider_lsf_and_fibre():
     best = extra_fwhm[int(np.argmin(misfit))]
     expected = np.sqrt((C_KMS / 80_000) ** 2 - (C_KMS / 115_000) ** 2)  # 2.69 km/s: Gaussians add in quadrature
     assert best == pytest.approx(expected, rel=0.03)
+
+
+@pytest.mark.parametrize("stop_aa", [6005.0, 6005.5, 6011.0, 6021.3])
+def test_windows_of_any_length_simulate(stop_aa):
+    """The smooth-factor grid may end on an injection node or between nodes (windows 5-21 A long)."""
+    sim = simulate(SUN, seed=0, window=(6000.0, stop_aa))
+    assert np.isfinite(sim.flux).all() and (sim.error > 0).all()
+
+
+def test_rv_that_moves_the_v_band_off_the_templates_is_a_parameter_error():
+    with pytest.raises(ParameterError, match="rv_kms"):
+        simulate(dict(SUN, rv_kms=-5000.0), seed=0, window=(5000.0, 5010.0))

@@ -68,3 +68,18 @@ def test_gaussian_box_kernel_has_the_lsf_and_box_moments():
     lag = (np.arange(kernel.size) - 60) * step
     assert kernel.sum() == pytest.approx(1.0, abs=1e-9)
     assert np.sum(kernel * lag**2) == pytest.approx((fwhm / FWHM_PER_SIGMA) ** 2 + width**2 / 12, rel=1e-6)
+
+
+def test_overlap_save_on_long_and_strided_signals():
+    """Long enough for several batches of blocks taken straight from the signal; a strided view is copied first."""
+    rng = np.random.default_rng(6)
+    signal = rng.normal(size=200_000)
+    kernel = rng.normal(size=151)
+    exact = np.convolve(signal, kernel, mode="valid")
+    got = overlap_save_samples(overlap_save(signal, kernel), kernel.size, exact.size)
+    np.testing.assert_allclose(got, exact, atol=1e-9)
+    strided = signal[::2]
+    got = overlap_save_samples(overlap_save(strided, kernel), kernel.size, strided.size - kernel.size + 1)
+    np.testing.assert_allclose(got, np.convolve(strided, kernel, mode="valid"), atol=1e-9)
+    with pytest.raises(ValueError, match="1-D"):
+        overlap_save(signal.reshape(2, -1), kernel)

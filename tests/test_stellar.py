@@ -188,6 +188,9 @@ def test_template_grid_lists_and_builds_the_nodes_a_population_needs(tmp_path):
                         cache_dir=tmp_path)
     stars = [(5750.0, 4.5, 0.0), (5750.0, 4.5, 0.25)]  # a node, and a star between two [M/H] nodes
     assert grid.missing(stars) == [(5750.0, 4.5, 0.0), (5750.0, 4.5, 0.5)]
-    grid.build(grid.missing(stars))
+    grid.build(grid.missing(stars), workers=2)  # two spawned processes, one node each
     assert grid.missing(stars) == []
     assert len(list(tmp_path.glob("*.npy"))) == 2
+    again = TemplateGrid(teff_nodes_k=[5750.0, 6000.0], logg_nodes_cgs=[4.5, 5.0], mh_nodes_dex=[0.0, 0.5],
+                         cache_dir=tmp_path)
+    np.testing.assert_array_equal(again.template(5750.0, 4.5, 0.0)[0], grid.build_template(5750.0, 4.5, 0.0)[0])
