@@ -29,6 +29,7 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 benchmark: $(STAMP)
+	$(PY) benchmarks/bench_forward.py
 	$(PY) benchmarks/bench_stellar.py
 
 clean:
