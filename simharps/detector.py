@@ -163,11 +163,19 @@ def photon_and_read_noise(mean_e, read_variance_e2, rng):
     variance = mean32 + np.float32(read_variance_e2)
     sigma = np.sqrt(variance)
     skew = mean32 / (variance * sigma)
-    kurtosis = skew / sigma
-    z2 = z * z
-    w = z + (z2 - 1.0) * (skew / 6.0) + z * (z2 - 3.0) * (kurtosis / 24.0) - z * (2.0 * z2 - 5.0) * (skew * skew / 36.0)
+    # the expansion as a cubic in z: w = -a + (1 - 3 b + 5 c) z + a z^2 + (b - 2 c) z^3,
+    # a = skew / 6, b = kurtosis / 24 = skew / (24 sigma), c = skew^2 / 36; evaluated by Horner's rule
+    a = skew / np.float32(6.0)
+    b = skew / (np.float32(24.0) * sigma)
+    c = a * a
+    w = z * (b - 2.0 * c)
+    w += a
+    w *= z
+    w += 1.0 - 3.0 * b + 5.0 * c
+    w *= z
+    w -= a
     counts_e = mean32 + sigma * w
-    low = np.flatnonzero(mean_e < POISSON_EXACT_BELOW_E)
+    low = np.flatnonzero(mean32 < POISSON_EXACT_BELOW_E)
     if low.size:
         counts_e.reshape(-1)[low] = (rng.poisson(mean_e.reshape(-1)[low])
                                      + rng.normal(0.0, np.sqrt(read_variance_e2), low.size))

@@ -220,10 +220,21 @@ class MergePlan:
             pieces["step_lo"].append(first[row] - base)
             pieces["step_hi"].append(first[row] + counts[row] - 2 - base)
         joined = {name: np.concatenate(values, axis=-1) for name, values in pieces.items()}
-        self.bins = joined["bins"]
         self.pixel_base = joined["base"]
+        # each order feeds one run of consecutive bins, one pair per bin: (first pair, end pair, first bin)
+        lengths = [values.size for values in pieces["bins"][1:]]
+        ends = np.cumsum(lengths, dtype=np.int64)
+        self.runs = [(int(end - length), int(end), int(values[0]))
+                     for end, length, values in zip(ends, lengths, pieces["bins"][1:])]
         for name in ("at_nodes", "lo", "hi", "step_lo", "step_hi"):
             setattr(self, name, joined[name].astype(np.float32))
+
+    def _sum_runs(self, values, n_bins):
+        """Per-bin sums of per-pair ``values`` (float32): one slice addition per order's run of bins."""
+        total = np.zeros(n_bins, dtype=np.float32)
+        for first_pair, end_pair, first_bin in self.runs:
+            total[first_bin:first_bin + end_pair - first_pair] += values[first_pair:end_pair]
+        return total
 
     def _lagrange(self, delta):
         """Weights of the cubic through the BERV nodes at ``delta``."""
@@ -259,16 +270,17 @@ class MergePlan:
         inv_var = np.zeros_like(var_pair)
         np.divide(np.float32(1.0), var_pair, out=inv_var, where=usable)
         n_bins = self.grid.size
-        sum_inv = np.bincount(self.bins, weights=inv_var, minlength=n_bins)
+        sum_inv = self._sum_runs(inv_var, n_bins)
         covered = sum_inv > 0
-        safe = np.where(covered, sum_inv, 1.0)
-        flux = np.empty((len(flux_px), n_bins), dtype=np.float32)
+        flux = np.zeros((len(flux_px), n_bins), dtype=np.float32)
         flux_px[:, ~valid] = 0.0
         for out, row in zip(flux, flux_px):
             flux_a, flux_b = neighbour_pairs(row, pixel)
-            out[:] = np.bincount(self.bins, weights=(weight_a * flux_a + weight_b * flux_b) * inv_var,
-                                 minlength=n_bins) / safe
-        flux[:, ~covered] = 0.0
-        error = np.where(covered, 1.0 / np.sqrt(safe), 0.0).astype(np.float32) if with_error else None
+            np.divide(self._sum_runs((weight_a * flux_a + weight_b * flux_b) * inv_var, n_bins), sum_inv, out=out,
+                      where=covered)
+        error = None
+        if with_error:
+            error = np.zeros(n_bins, dtype=np.float32)
+            np.divide(np.float32(1.0), np.sqrt(sum_inv), out=error, where=covered)
         return MergedProduct(flux, error)
 
