@@ -17,10 +17,10 @@ A scenario is a YAML mapping (full reference with examples: ``docs/scenarios.md`
       per_epoch: {seeing_arcsec: {lognormal: {median: 0.9 arcsec, sigma: 0.3}}, ...}   # per observation
     design: {kind: random}           # or factorial / paired
     output: {window: [5000 A, 5600 A], subsample: {channels: 11000, method: bin}, components: true}
-    analysis: ...                    # reserved: kept verbatim, not validated
-    regression: ...                  # reserved: kept verbatim, not validated
+    analysis: {models: [...], ...}   # training and metrics (schema: analysis.config)
+    regression: {baseline: ..., tolerances: ...}
 
-Unknown keys fail everywhere except inside ``analysis`` and ``regression``. Every problem found by
+Unknown keys fail everywhere. Every problem found by
 ``load_scenario`` raises ``ScenarioError`` naming the file, the line, the key path and the fix, before
 any sampling or simulation happens.
 
@@ -37,7 +37,7 @@ import hashlib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Dict, List, Literal, Optional, Tuple, Union
+from typing import Annotated, Dict, List, Literal, Optional, Tuple, Union
 
 import astropy.units as u
 import numpy as np
@@ -45,6 +45,7 @@ from astropy.time import Time
 from pydantic import (BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr,
                       ValidationError)
 
+from analysis.config import AnalysisConfig, RegressionConfig
 from simharps.grids import PRODUCT_RANGE_AA, PRODUCT_STEP_AA
 from simharps.kinematics import MJD_RANGE
 from simharps.scenario import distributions as dist
@@ -158,8 +159,8 @@ class ScenarioModel(_Strict):
     population: Optional[PopulationConfig] = None
     design: Annotated[Union[RandomDesign, FactorialDesign, PairedDesign], Field(discriminator="kind")] = RandomDesign()
     output: OutputConfig = OutputConfig()
-    analysis: Any = None
-    regression: Any = None
+    analysis: Optional[AnalysisConfig] = None
+    regression: Optional[RegressionConfig] = None
 
 
 @dataclass
@@ -225,8 +226,18 @@ class Scenario:
     seed = property(lambda self: self.model.seed)
     stages = property(lambda self: tuple(self.model.stages))
     kind = property(lambda self: self.model.source.kind)
-    analysis = property(lambda self: self.model.analysis)
-    regression = property(lambda self: self.model.regression)
+    analysis_config = property(lambda self: self.model.analysis or AnalysisConfig())
+    regression_config = property(lambda self: self.model.regression or RegressionConfig())
+
+    @property
+    def analysis(self):
+        """The validated ``analysis:`` section as JSON-ready data, defaults filled in ({} when absent)."""
+        return {} if self.model.analysis is None else self.model.analysis.model_dump(mode="json")
+
+    @property
+    def regression(self):
+        """The validated ``regression:`` section as JSON-ready data ({} when absent)."""
+        return {} if self.model.regression is None else self.model.regression.model_dump(mode="json")
     window_aa = property(lambda self: self.plan.window_aa)
     subsample = property(lambda self: self.model.output.subsample)
     components = property(lambda self: self.model.output.components)

@@ -1,0 +1,97 @@
+"""Encode a dataset with a trained model: latents of every spectrum and reconstructions of a subset.
+
+``encode_dataset(model_dir, dataset, name, cache_root)`` applies the model's own preprocessing (its config.json)
+to ``dataset`` (the training set or any other, e.g. the real alpha Cen B series for a model trained on
+simulations) without whitening, and writes into the model directory:
+
+- ``latents-NAME.npy``: (n_spectra, n_latent) float32, row i = spectrum_index i, for every spectrum (also those
+  the quality filters excluded; ``split.npy`` / the cache's reasons say which). VAEs: the mean.
+- ``reconstructions-NAME.npz``: for ``n_reconstructions`` spectra (test split first when the dataset is the
+  training one, else evenly spaced usable spectra): ``spectrum_index``, ``wavelength_aa``, ``input``, ``output``,
+  ``mask``, ``sigma`` (noise in input units), ``telluric`` (T, moved like the flux) and, when the dataset has the
+  components, ``stellar`` (S, normalised) and ``expected_telluric_free`` (C = response x stellar after the same
+  frame, channels, amplitude and DC steps): what the telluric-versus-stellar metric needs.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from analysis import preprocess
+from analysis.cache import build_cache
+from analysis.config import PreprocessingConfig
+from analysis.train import load_trained
+
+
+def _encode_batches(model, cache, indices, batch=64):
+    latents, outputs = [], []
+    for start in range(0, indices.size, batch):
+        prepared = cache.prepared(indices[start:start + batch])
+        if hasattr(model, "state_dict"):
+            with torch.no_grad():
+                x = torch.from_numpy(prepared.x)
+                result = model(x)
+                latents.append(result.mean.numpy().astype(np.float32))
+                outputs.append(result.reconstruction.numpy().astype(np.float32))
+        else:
+            z = model.encode(prepared.x)
+            latents.append(np.asarray(z, dtype=np.float32))
+            outputs.append(np.asarray(model.decode(z), dtype=np.float32))
+    return np.concatenate(latents), np.concatenate(outputs)
+
+
+def _subset(labels, usable, n):
+    if labels is not None:
+        preferred = np.flatnonzero(labels == "test")
+        rest = np.flatnonzero((labels != "test") & (labels != "excluded"))
+        candidates = np.concatenate((preferred, rest))
+    else:
+        candidates = np.flatnonzero(usable)
+    if candidates.size <= n:
+        return np.sort(candidates)
+    if labels is not None:
+        return np.sort(candidates[:n])
+    return candidates[np.linspace(0, candidates.size - 1, n).round().astype(int)]
+
+
+def component_through_preprocessing(dataset, indices, config, values_name, prepared=None):
+    """A noise-free dataset component (or ``"expected"`` = response x stellar) moved by the static steps (frame,
+    channels) exactly like the flux; when ``prepared`` is given, also through its amplitude and DC steps."""
+    lay = preprocess.layout(dataset.wavelength_air_aa, config)
+    read = lambda name: np.asarray(dataset[name][indices, lay.read_start:lay.read_stop], dtype=np.float64)  # noqa
+    values = read("response") * read("stellar") if values_name == "expected" else read(values_name)
+    static = preprocess.static_batch(dataset.wavelength_air_aa, {"flux": values, "error": np.ones_like(values)},
+                                     dataset.table[indices], config, lay)
+    raw = static.flux.astype(np.float64) * static.scale[:, None]
+    if prepared is None:
+        return raw.astype(np.float32)
+    return (raw / prepared.amplitude[:, None] - prepared.offset[:, None]).astype(np.float32)
+
+
+def encode_dataset(model_dir, dataset, name, cache_root, *, n_reconstructions=16, progress=False):
+    """Write latents-NAME.npy and reconstructions-NAME.npz into ``model_dir``; returns (latents path, npz path)."""
+    model_dir = Path(model_dir)
+    model, config = load_trained(model_dir)
+    preprocessing = PreprocessingConfig.model_validate(config["preprocessing"])
+    cache = build_cache(dataset, preprocessing, cache_root, progress=progress)
+    if cache.n_channels != config["n_channels"]:
+        raise ValueError(f"{dataset.path}: the model's preprocessing gives {cache.n_channels} channels here, the "
+                         f"model was trained on {config['n_channels']}")
+    latents, _ = _encode_batches(model, cache, np.arange(len(dataset)))
+    latents_path = model_dir / f"latents-{name}.npy"
+    np.save(latents_path, latents)
+    same = config["dataset"]["fingerprint"] == dataset.manifest["fingerprint"]
+    labels = np.load(model_dir / "split.npy") if same and (model_dir / "split.npy").exists() else None
+    subset = _subset(labels, cache.usable, n_reconstructions)
+    prepared = cache.prepared(subset)
+    _, output = _encode_batches(model, cache, subset)
+    record = {"spectrum_index": subset, "wavelength_aa": cache.wavelength_aa, "input": prepared.x, "output": output,
+              "mask": prepared.mask, "sigma": prepared.sigma, "telluric": prepared.telluric}
+    if subset.size and {"stellar", "response"} <= set(dataset.array_names):
+        record["stellar"] = component_through_preprocessing(dataset, subset, preprocessing, "stellar")
+        record["expected_telluric_free"] = component_through_preprocessing(dataset, subset, preprocessing,
+                                                                           "expected", prepared)
+    npz_path = model_dir / f"reconstructions-{name}.npz"
+    np.savez_compressed(npz_path, **record)
+    return latents_path, npz_path
