@@ -1,7 +1,9 @@
 """The ``simharps`` command. Each sub-command exits 0 on success, non-zero with one clear message on bad input."""
 
 import argparse
+import json
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -99,6 +101,117 @@ def _ingest(args):
         print(f"  rejected {entry['path']}: {entry['reason']}")
 
 
+def _model_spec(spec, dataset_path):
+    """A model entry and its analysis section: a model name of a scenario (``SCENARIO.yaml:NAME``, or NAME of
+    the scenario that made the dataset) or a small YAML file holding one model entry (optionally with
+    ``preprocessing``/``training``/``split`` sections)."""
+    import yaml
+
+    from analysis.config import AnalysisConfig
+    from simharps.dataset import open_dataset
+    from simharps.scenario import load_scenario
+
+    path, _, name = spec.rpartition(":") if spec.count(":") == 1 and not Path(spec).exists() else (spec, "", "")
+    if Path(path).is_file():
+        if path.endswith((".yaml", ".yml")) and name:
+            return load_scenario(path).analysis_config, name
+        try:
+            data = yaml.safe_load(Path(path).read_text())
+        except (OSError, yaml.YAMLError) as error:
+            raise SimharpsError(f"cannot read the model file {path}: {error}") from error
+        if not isinstance(data, dict):
+            raise SimharpsError(f"{path}: a model file is a YAML mapping (name, kind, latent_dim, ...)")
+        if "analysis" in data:
+            section = data["analysis"]
+            name = name or (section.get("models") or [{}])[0].get("name")
+        else:
+            sections = {key: data.pop(key) for key in ("split", "metrics") if key in data}
+            section = {"models": [data], **sections}
+            name = data.get("name")
+        try:
+            return AnalysisConfig.model_validate(section), name
+        except ValueError as error:
+            raise SimharpsError(f"{path}: {error}") from error
+    analysis = open_dataset(dataset_path).manifest.get("analysis") or {}
+    try:
+        config = AnalysisConfig.model_validate(analysis)
+    except ValueError as error:
+        raise SimharpsError(f"{dataset_path}: its scenario's analysis section: {error}") from error
+    return config, spec
+
+
+def _train(args):
+    from analysis.encode import encode_dataset
+    from analysis.train import train_model
+    from simharps.dataset import open_dataset
+
+    analysis, name = _model_spec(args.model, args.dataset)
+    try:
+        model_config = analysis.model(name)
+    except KeyError as error:
+        raise SimharpsError(error.args[0]) from error
+    dataset = open_dataset(args.dataset)
+    out = Path(args.out)
+    model_dir = out / "models" / model_config.name
+    try:
+        train_model(model_config, analysis, dataset, model_dir, out / "cache", progress=not args.quiet)
+        encode_dataset(model_dir, dataset, args.name, out / "cache")
+    except ValueError as error:
+        raise SimharpsError(str(error)) from error
+    history = json.loads((model_dir / "history.json").read_text())["epochs"]
+    print(f"{model_dir}: {model_config.kind}, {len(history)} epoch(s), final train loss "
+          f"{history[-1]['train_loss']:.5g}, latents-{args.name}.npy written")
+
+
+def _encode(args):
+    from analysis.encode import encode_dataset
+    from simharps.dataset import open_dataset
+
+    model_dir = Path(args.model_dir)
+    dataset = open_dataset(args.dataset)
+    name = args.name or Path(args.dataset).name
+    cache_root = Path(args.cache) if args.cache else model_dir.parent.parent / "cache"
+    try:
+        latents, recon = encode_dataset(model_dir, dataset, name, cache_root)
+    except ValueError as error:
+        raise SimharpsError(str(error)) from error
+    print(f"{latents}\n{recon}")
+
+
+def _evaluate(args):
+    from analysis.config import MetricsConfig
+    from analysis.metrics import format_table
+    from simharps.dataset import open_dataset
+    from simharps.workflow import evaluate_model
+
+    model_dir = Path(args.model_dir)
+    config = json.loads((model_dir / "config.json").read_text()) if (model_dir / "config.json").exists() else None
+    if config is None:
+        raise SimharpsError(f"{model_dir}: no config.json (not a trained model directory)")
+    dataset_path = Path(args.dataset) if args.dataset else Path(config["dataset"]["path"])
+    name = args.name or ("sim" if not args.dataset else dataset_path.name)
+    if not (model_dir / f"latents-{name}.npy").exists():
+        names = sorted(p.stem[len("latents-"):] for p in model_dir.glob("latents-*.npy"))
+        if not args.name and len(names) == 1 and not args.dataset:
+            name = names[0]
+    out = Path(args.out) if args.out else model_dir.parent.parent / "metrics" / f"{model_dir.name}-{name}.json"
+    result = evaluate_model(model_dir, open_dataset(dataset_path), name, MetricsConfig(), out)
+    print(format_table(result))
+    print(out)
+
+
+def _run(args):
+    from simharps.scenario import load_scenario
+    from simharps.workflow import run_scenario
+
+    scenario = load_scenario(args.scenario)
+    out = Path(args.out) if args.out else Path("runs") / scenario.name
+    started = time.perf_counter()
+    report = run_scenario(scenario, out, workers=args.workers, progress=not args.quiet, quiet=args.quiet,
+                          baseline=args.baseline)
+    print(f"report: {report}  ({time.perf_counter() - started:.0f} s)")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="simharps",
@@ -144,6 +257,42 @@ def build_parser():
     ingest.add_argument("--quiet", action="store_true", help="no progress bar")
     ingest.add_argument("--overwrite", action="store_true", help="replace a different dataset in --out")
     ingest.set_defaults(handler=_ingest)
+
+    train = commands.add_parser("train", help="train one model on a dataset (resumable) and encode that dataset",
+                                description="Train a model of a scenario's analysis section (by name; the "
+                                            "dataset's own scenario by default, or SCENARIO.yaml:NAME) or of a "
+                                            "small YAML file (name, kind, latent_dim, preprocessing, training).")
+    train.add_argument("dataset", help="dataset directory (simulated or ingested)")
+    train.add_argument("--model", required=True, metavar="SPEC", help="NAME, SCENARIO.yaml:NAME or MODEL.yaml")
+    train.add_argument("--out", required=True, help="run directory (models/NAME/ and cache/ go there)")
+    train.add_argument("--name", default="sim", help="dataset name in latents-NAME.npy (default sim)")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(handler=_train)
+
+    encode = commands.add_parser("encode", help="encode a dataset with a trained model (latents + reconstructions)")
+    encode.add_argument("model_dir", help="RUNDIR/models/NAME")
+    encode.add_argument("dataset", help="dataset directory (e.g. an ingested real series)")
+    encode.add_argument("--name", help="dataset name in latents-NAME.npy (default: the directory's name)")
+    encode.add_argument("--cache", help="preprocessing cache folder (default RUNDIR/cache)")
+    encode.set_defaults(handler=_encode)
+
+    evaluate = commands.add_parser("evaluate", help="metrics of a model's latents (writes the metrics JSON)")
+    evaluate.add_argument("model_dir", help="RUNDIR/models/NAME")
+    evaluate.add_argument("--dataset", help="dataset directory (default: the one the model was trained on)")
+    evaluate.add_argument("--name", help="dataset name of latents-NAME.npy (default: sim, or the --dataset folder)")
+    evaluate.add_argument("--out", help="metrics JSON (default RUNDIR/metrics/MODEL-NAME.json)")
+    evaluate.set_defaults(handler=_evaluate)
+
+    run = commands.add_parser("run", help="scenario -> dataset -> models -> metrics -> report (resumable)",
+                              description="Simulate (or ingest) a scenario, train each model of its analysis "
+                                          "section, encode every dataset it names, compute the metrics and write "
+                                          "the validation report. Finished stages are skipped on a re-run.")
+    run.add_argument("scenario", help="scenario YAML file")
+    run.add_argument("--out", help="run directory (default: runs/<scenario name>)")
+    run.add_argument("--workers", type=int, default=1, help="simulation worker processes (default 1)")
+    run.add_argument("--baseline", help="baseline JSON to mark metrics pass/fail (default: the scenario's)")
+    run.add_argument("--quiet", action="store_true", help="no progress output")
+    run.set_defaults(handler=_run)
     return parser
 
 

@@ -200,17 +200,19 @@ def test_pydantic_errors_map_to_lines(tmp_path):
     assert "missing required key 'seed'" in str(error)
 
 
-def test_reserved_sections_are_kept_verbatim(tmp_path):
+def test_analysis_and_regression_sections_are_validated_with_defaults(tmp_path):
     scenario = load_scenario(write(tmp_path, BASE + textwrap.dedent("""\
         analysis:
-          model: anything
-          nested: {free_key: [1, 2, {x: 3}]}
+          models: [{name: fc, kind: fc_ae, latent_dim: 2}]
         regression:
-          tolerance: 0.05
+          tolerances: {mig: {abs: 0.05}}
         """)))
-    assert scenario.analysis == {"model": "anything", "nested": {"free_key": [1, 2, {"x": 3}]}}
-    assert scenario.regression == {"tolerance": 0.05}
+    assert scenario.analysis_config.models[0].kind == "fc_ae"
+    assert scenario.analysis["models"][0]["name"] == "fc" and scenario.analysis["training"]["epochs"] == 20
+    assert scenario.regression["tolerances"]["mig"]["abs"] == 0.05
     assert scenario.to_dict()["analysis"] == scenario.analysis
+    with pytest.raises(ScenarioError, match="exactly one of"):
+        load_scenario(write(tmp_path, BASE + "regression:\n  tolerances: {mig: {abs: 0.1, rel: 0.1}}\n"))
 
 
 def test_yaml_stays_data(tmp_path):
