@@ -22,15 +22,19 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 quickstart: $(STAMP)
-	$(VENV)/bin/simharps simulate scenarios/quickstart.yaml --out reports/quickstart/dataset --plot
-	$(VENV)/bin/simharps spectrum --out reports/quickstart
+	$(VENV)/bin/simharps run scenarios/quickstart.yaml --out reports/quickstart
 
+# The test suite, then the CI regression: scenarios/ci_regression.yaml end to end and its metrics against the
+# committed baseline (exit 1 on a regression). Chromium + chromedriver (Debian) serve the report's browser test.
 test: $(STAMP)
+	sh scripts/ensure_chromium.sh
 	$(PY) -m pytest
+	$(VENV)/bin/simharps run scenarios/ci_regression.yaml --out reports/ci_regression --quiet
+	$(VENV)/bin/simharps regress reports/ci_regression/metrics --baseline reports/baselines/ci_regression.json
 
 benchmark: $(STAMP)
 	$(PY) benchmarks/bench_forward.py
 	$(PY) benchmarks/bench_stellar.py
 
 clean:
-	rm -rf $(VENV) reports/quickstart build *.egg-info
+	rm -rf $(VENV) reports/quickstart reports/ci_regression build *.egg-info

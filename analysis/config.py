@@ -138,7 +138,7 @@ class TrainingConfig(_Strict):
     threads: Optional[Annotated[int, Field(ge=1, le=1024)]] = None
     equal_weight_per_star: StrictBool = False
     kl: KLConfig = KLConfig()
-    reconstructions: Annotated[int, Field(ge=0, le=10_000)] = 16
+    reconstructions: Annotated[int, Field(ge=0, le=10_000)] = 64     # spectra kept with their reconstruction
 
 
 class ModelConfig(_Strict):
@@ -173,7 +173,6 @@ class MetricsConfig(_Strict):
     n_subsamples: Annotated[int, Field(ge=0, le=1000)] = 20
     n_permutations: Annotated[int, Field(ge=0, le=1000)] = 20
     unique_per_star: StrictBool = False
-    telluric_spectra: Annotated[int, Field(ge=0, le=100_000)] = 64
     seed: Annotated[int, Field(ge=0)] = 0
 
 

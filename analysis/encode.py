@@ -8,7 +8,8 @@ simulations) without whitening, and writes into the model directory:
   the quality filters excluded; ``split.npy`` / the cache's reasons say which). VAEs: the mean.
 - ``reconstructions-NAME.npz``: for ``n_reconstructions`` spectra (test split first when the dataset is the
   training one, else evenly spaced usable spectra): ``spectrum_index``, ``wavelength_aa``, ``input``, ``output``,
-  ``mask``, ``sigma`` (noise in input units), ``telluric`` (T, moved like the flux) and, when the dataset has the
+  ``mask``, ``sigma`` (noise in input units), ``telluric`` (T, moved like the flux), ``amplitude`` and ``offset``
+  (input = raw flux / amplitude - offset on valid channels) and, when the dataset has the
   components, ``stellar`` (S, normalised) and ``expected_telluric_free`` (C = response x stellar after the same
   frame, channels, amplitude and DC steps): what the telluric-versus-stellar metric needs.
 """
@@ -69,7 +70,12 @@ def component_through_preprocessing(dataset, indices, config, values_name, prepa
     return (raw / prepared.amplitude[:, None] - prepared.offset[:, None]).astype(np.float32)
 
 
-def encode_dataset(model_dir, dataset, name, cache_root, *, n_reconstructions=16, progress=False):
+RECONSTRUCTION_VALUES = 2**24
+"""At most this many channel values per array in a reconstructions file (4,096 spectra of 4,096 channels, 51 of
+327,680): the file stays below ~0.5 GB whatever ``n_reconstructions`` asks."""
+
+
+def encode_dataset(model_dir, dataset, name, cache_root, *, n_reconstructions=64, progress=False):
     """Write latents-NAME.npy and reconstructions-NAME.npz into ``model_dir``; returns (latents path, npz path)."""
     model_dir = Path(model_dir)
     model, config = load_trained(model_dir)
@@ -83,11 +89,13 @@ def encode_dataset(model_dir, dataset, name, cache_root, *, n_reconstructions=16
     np.save(latents_path, latents)
     same = config["dataset"]["fingerprint"] == dataset.manifest["fingerprint"]
     labels = np.load(model_dir / "split.npy") if same and (model_dir / "split.npy").exists() else None
+    n_reconstructions = min(n_reconstructions, max(RECONSTRUCTION_VALUES // cache.n_channels, 4))
     subset = _subset(labels, cache.usable, n_reconstructions)
     prepared = cache.prepared(subset)
     _, output = _encode_batches(model, cache, subset)
     record = {"spectrum_index": subset, "wavelength_aa": cache.wavelength_aa, "input": prepared.x, "output": output,
-              "mask": prepared.mask, "sigma": prepared.sigma, "telluric": prepared.telluric}
+              "mask": prepared.mask, "sigma": prepared.sigma, "telluric": prepared.telluric,
+              "amplitude": prepared.amplitude, "offset": prepared.offset}
     if subset.size and {"stellar", "response"} <= set(dataset.array_names):
         record["stellar"] = component_through_preprocessing(dataset, subset, preprocessing, "stellar")
         record["expected_telluric_free"] = component_through_preprocessing(dataset, subset, preprocessing,

@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -155,6 +156,8 @@ def _train(args):
     model_dir = out / "models" / model_config.name
     try:
         train_model(model_config, analysis, dataset, model_dir, out / "cache", progress=not args.quiet)
+        if int(os.environ.get("RANK", "0")) != 0:    # under torchrun, rank 0 alone encodes and reports
+            return
         encode_dataset(model_dir, dataset, args.name, out / "cache")
     except ValueError as error:
         raise SimharpsError(str(error)) from error
@@ -210,6 +213,21 @@ def _run(args):
     report = run_scenario(scenario, out, workers=args.workers, progress=not args.quiet, quiet=args.quiet,
                           baseline=args.baseline)
     print(f"report: {report}  ({time.perf_counter() - started:.0f} s)")
+
+
+def _report(args):
+    from analysis.report import build_report
+
+    rundir = Path(args.rundir)
+    if not (rundir / "run.json").exists() and not (rundir / "models").is_dir():
+        raise SimharpsError(f"{rundir} is not a run directory (no run.json, no models/)")
+    print(build_report(rundir, baseline=args.baseline))
+
+
+def _regress(args):
+    from analysis.regress import main as regress_main
+
+    return regress_main(args.metrics, args.baseline, update=args.update, tolerances_path=args.tolerances)
 
 
 def build_parser():
@@ -293,6 +311,21 @@ def build_parser():
     run.add_argument("--baseline", help="baseline JSON to mark metrics pass/fail (default: the scenario's)")
     run.add_argument("--quiet", action="store_true", help="no progress output")
     run.set_defaults(handler=_run)
+
+    report = commands.add_parser("report", help="rebuild RUNDIR/report.html, the self-contained validation report")
+    report.add_argument("rundir", help="run directory of `simharps run`")
+    report.add_argument("--baseline", help="baseline JSON to mark each metric pass/fail (default: run.json's)")
+    report.set_defaults(handler=_report)
+
+    regress = commands.add_parser("regress", help="compare metrics with a stored baseline; exit 1 on a regression")
+    regress.add_argument("metrics", nargs="+", help="metrics JSON files or RUNDIR/metrics folders")
+    regress.add_argument("--baseline", required=True, help="baseline JSON (schema simharps-baseline/1)")
+    regress.add_argument("--update", action="store_true",
+                         help="write the baseline from these metrics instead (several seeds: mean, tolerance from "
+                              "their spread)")
+    regress.add_argument("--tolerances", help="scenario YAML (its regression: tolerances:) or a YAML/JSON mapping "
+                                              "metric name or glob -> tolerance")
+    regress.set_defaults(handler=_regress)
     return parser
 
 

@@ -192,7 +192,12 @@ def run_scenario(scenario, rundir, *, workers=1, progress=True, quiet=False, bas
 
 
 def evaluate_model(model_dir, dataset, name, metrics_config, out_path):
-    """Metrics of a model's latents on one dataset, written to ``out_path`` (schema simharps-metrics/1)."""
+    """Metrics of a model's latents on one dataset, written to ``out_path`` (schema simharps-metrics/1).
+
+    Spectra the model's quality filters excluded count as failed. The telluric-versus-stellar inputs are the
+    reconstructions file's spectra: on the training set, its test split when it holds >= 10 spectra (held-out
+    targets or nights), else all of them.
+    """
     from analysis.metrics import evaluate
 
     model_dir = Path(model_dir)
@@ -203,13 +208,18 @@ def evaluate_model(model_dir, dataset, name, metrics_config, out_path):
     if latents.shape[0] != len(dataset):
         raise SimharpsError(f"{latents_path}: {latents.shape[0]} rows, the dataset {dataset.path} has {len(dataset)}")
     config = json.loads((model_dir / "config.json").read_text())
-    recon_path = model_dir / f"reconstructions-{name}.npz"
-    reconstructions = dict(np.load(recon_path)) if recon_path.exists() else None
-    usable = _usable(model_dir, dataset, config)
-    result = evaluate(latents, dataset.table, config=metrics_config.model_dump(mode="json"),
-                      reconstructions=reconstructions, usable=usable, model=config["model"]["name"],
+    cache = _cache(config, dataset)
+    table = dataset.table.copy()
+    failed = np.asarray(table["failed"], dtype=bool) if "failed" in table.colnames else np.zeros(len(table), bool)
+    table["failed"] = failed | ~cache.usable
+    telluric, subset_note = _telluric_inputs(model_dir, dataset, name, config)
+    median_flux = np.array([np.nan if v is None else v for v in cache.meta["quality"]["median_flux"]])
+    result = evaluate(latents, table, config=metrics_config.model_dump(mode="json"), telluric=telluric,
+                      model=config["model"]["name"], median_flux=median_flux,
                       dataset_info={"name": name, "fingerprint": dataset.manifest["fingerprint"],
-                                    "source": dataset.manifest.get("source"), "n": len(dataset)})
+                                    "source": dataset.manifest.get("source")})
+    result.setdefault("info", {})["telluric_subset"] = subset_note
+    result["info"]["n_quality_excluded"] = int(np.sum(~cache.usable & ~failed))
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(out_path.name + ".tmp")
@@ -218,13 +228,33 @@ def evaluate_model(model_dir, dataset, name, metrics_config, out_path):
     return result
 
 
-def _usable(model_dir, dataset, config):
-    """Spectra that passed the model's quality filters on this dataset (from the preprocessing cache's reasons)."""
+def _telluric_inputs(model_dir, dataset, name, config):
+    recon_path = model_dir / f"reconstructions-{name}.npz"
+    if not recon_path.exists():
+        return None, "no reconstructions file"
+    record = dict(np.load(recon_path))
+    keep = np.ones(record["spectrum_index"].size, dtype=bool)
+    note = f"all {keep.size} reconstructed spectra"
+    if config["dataset"]["fingerprint"] == dataset.manifest["fingerprint"] and (model_dir / "split.npy").exists():
+        labels = np.load(model_dir / "split.npy")[record["spectrum_index"]]
+        if np.sum(labels == "test") >= 10:
+            keep = labels == "test"
+            note = f"{keep.sum()} test-split spectra (held out from training)"
+    telluric = {"spectrum_index": record["spectrum_index"][keep], "data": record["input"][keep],
+                "reconstruction": record["output"][keep], "sigma": record["sigma"][keep],
+                "telluric": record["telluric"][keep], "mask": record["mask"][keep],
+                "wavelength_aa": record["wavelength_aa"],
+                "flux": np.where(record["mask"], record["input"] + record["offset"][:, None], 0.0)[keep]}
+    for source, target in (("stellar", "stellar"), ("expected_telluric_free", "expected")):
+        if source in record:
+            telluric[target] = record[source][keep]
+    return telluric, note
+
+
+def _cache(config, dataset):
+    """The model's preprocessing cache of ``dataset`` (built if needed): quality verdicts and median fluxes."""
     from analysis.cache import build_cache
     from analysis.config import PreprocessingConfig
 
     preprocessing = PreprocessingConfig.model_validate(config["preprocessing"])
-    cache_root = Path(config["cache"]).parent
-    cache = build_cache(dataset, preprocessing, cache_root)
-    return cache.usable
-
+    return build_cache(dataset, preprocessing, Path(config["cache"]).parent)

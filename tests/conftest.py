@@ -14,9 +14,11 @@ def _shared_data_dir():
 
 @pytest.fixture(scope="session")
 def shared_data():
-    """Path of the real reference data; skips the test with a reason when it is absent."""
+    """Path of the real reference data; skips the test with a reason when it is absent (fails when CI=true)."""
     path = _shared_data_dir()
     if not path.is_dir():
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"real reference data not found at {path}: in CI (CI=true) this is a failure, not a skip")
         pytest.skip(f"real reference data not found at {path} (set SIMHARPS_SHARED_DATA)")
     return path
 
