@@ -104,7 +104,9 @@ def _dataset_stage(state, scenario, ref, rundir, *, workers, progress, quiet):
             base = scenario.path.resolve().parent if scenario.path else Path.cwd()
             source = load_scenario(Path(ref.scenario) if Path(ref.scenario).is_absolute() else base / ref.scenario)
         out = rundir / "datasets" / ref.name
-        digest = content_hash("dataset", source.sha256)
+        settings = {key: value for key, value in source.to_dict().items() if key not in ("analysis", "regression")}
+        digest = content_hash("dataset", settings, [str(p) for p in source.source_paths()]
+                              if source.kind == "real" else None)
         if state.done(f"dataset:{ref.name}", digest, [out / "manifest.json"]):
             dataset = open_dataset(out)
         else:
@@ -120,6 +122,21 @@ def _dataset_stage(state, scenario, ref, rundir, *, workers, progress, quiet):
                                         "source": dataset.manifest.get("source"), "n": len(dataset)}
     state.save()
     return dataset
+
+
+def _budget_stage(state, name, dataset, rundir):
+    """RUNDIR/budget-NAME.json: the variance budget of a dataset with truth components (analysis.budget)."""
+    from analysis.budget import COMPONENTS, variance_budget
+
+    if not set(COMPONENTS) <= set(dataset.array_names):
+        return
+    digest = content_hash("budget", dataset.manifest["fingerprint"])
+    path = rundir / f"budget-{name}.json"
+    if state.done(f"budget:{name}", digest, [path]):
+        return
+    started = time.perf_counter()
+    path.write_text(json.dumps(variance_budget(dataset), indent=1))
+    state.record(f"budget:{name}", digest, time.perf_counter() - started)
 
 
 def _training_set_name(analysis):
@@ -145,6 +162,8 @@ def run_scenario(scenario, rundir, *, workers=1, progress=True, quiet=False, bas
     state.data["baseline"] = None if baseline is None else str(baseline)
     datasets = {ref.name: _dataset_stage(state, scenario, ref, rundir, workers=workers, progress=progress,
                                          quiet=quiet) for ref in analysis.datasets}
+    for name, dataset in datasets.items():
+        _budget_stage(state, name, dataset, rundir)
     train_name = _training_set_name(analysis)
     training_set = datasets[train_name]
     cache_root = rundir / "cache"
@@ -181,7 +200,8 @@ def run_scenario(scenario, rundir, *, workers=1, progress=True, quiet=False, bas
             if not state.done(f"metrics:{model_config.name}:{name}", metrics_digest, [metrics_path]):
                 _say(f"[{model_config.name}] metrics on {name}", quiet)
                 started = time.perf_counter()
-                evaluate_model(model_dir, dataset, name, analysis.metrics, metrics_path)
+                reference = None if name == train_name else (model_dir / f"latents-{train_name}.npy", training_set)
+                evaluate_model(model_dir, dataset, name, analysis.metrics, metrics_path, reference=reference)
                 state.record(f"metrics:{model_config.name}:{name}", metrics_digest, time.perf_counter() - started)
     from analysis.report import build_report
 
@@ -191,12 +211,13 @@ def run_scenario(scenario, rundir, *, workers=1, progress=True, quiet=False, bas
     return report
 
 
-def evaluate_model(model_dir, dataset, name, metrics_config, out_path):
+def evaluate_model(model_dir, dataset, name, metrics_config, out_path, reference=None):
     """Metrics of a model's latents on one dataset, written to ``out_path`` (schema simharps-metrics/1).
 
     Spectra the model's quality filters excluded count as failed. The telluric-versus-stellar inputs are the
     reconstructions file's spectra: on the training set, its test split when it holds >= 10 spectra (held-out
-    targets or nights), else all of them.
+    targets or nights), else all of them. ``reference``: (latents path, dataset) of the simulated population a
+    single-star series' repeat dispersion is compared with.
     """
     from analysis.metrics import evaluate
 
@@ -214,8 +235,10 @@ def evaluate_model(model_dir, dataset, name, metrics_config, out_path):
     table["failed"] = failed | ~cache.usable
     telluric, subset_note = _telluric_inputs(model_dir, dataset, name, config)
     median_flux = np.array([np.nan if v is None else v for v in cache.meta["quality"]["median_flux"]])
+    if reference is not None:
+        reference = (np.load(reference[0]), reference[1].table)
     result = evaluate(latents, table, config=metrics_config.model_dump(mode="json"), telluric=telluric,
-                      model=config["model"]["name"], median_flux=median_flux,
+                      model=config["model"]["name"], median_flux=median_flux, reference=reference,
                       dataset_info={"name": name, "fingerprint": dataset.manifest["fingerprint"],
                                     "source": dataset.manifest.get("source")})
     result.setdefault("info", {})["telluric_subset"] = subset_note
