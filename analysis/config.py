@@ -166,13 +166,22 @@ class ModelConfig(_Strict):
 
 
 class MetricsConfig(_Strict):
-    """Options passed to ``analysis.metrics.evaluate`` (see docs/metrics.md)."""
+    """Options passed to ``analysis.metrics.evaluate`` (every convention: docs/metrics.md)."""
 
-    factors: Optional[List[StrictStr]] = None
+    factors: Optional[List[StrictStr]] = None                    # null: every physical factor of the table
     ksg_k: Annotated[int, Field(ge=1, le=50)] = 3
-    n_subsamples: Annotated[int, Field(ge=0, le=1000)] = 20
-    n_permutations: Annotated[int, Field(ge=0, le=1000)] = 20
+    n_subsamples: Annotated[int, Field(ge=0, le=1000)] = 20      # target-cluster subsamples for intervals
+    subsample_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.5
+    n_permutations: Annotated[int, Field(ge=0, le=1000)] = 20    # permutation null of the KSG MI
     unique_per_star: StrictBool = False
+    per_target_weighting: StrictBool = False
+    n_folds: Annotated[int, Field(ge=2, le=50)] = 5              # grouped folds of DCI and probes
+    bins: Annotated[int, Field(ge=2, le=1000)] = 20              # MIG / modularity discretisation
+    study_bins: List[Annotated[int, Field(ge=2, le=10_000)]] = [5, 10, 20, 40, 80, 160]
+    informative_mad: Annotated[float, Field(ge=0)] = 0.02
+    min_median_flux: float = 50.0                                # the study's cut (raw flux units)
+    significance_sigma: Annotated[float, Field(gt=0)] = 4.0
+    top_candidates: Annotated[int, Field(ge=1, le=100)] = 4
     seed: Annotated[int, Field(ge=0)] = 0
 
 

@@ -11,7 +11,7 @@ simulations) without whitening, and writes into the model directory:
   ``mask``, ``sigma`` (noise in input units), ``telluric`` (T, moved like the flux), ``amplitude`` and ``offset``
   (input = raw flux / amplitude - offset on valid channels) and, when the dataset has the
   components, ``stellar`` (S, normalised) and ``expected_telluric_free`` (C = response x stellar after the same
-  frame, channels, amplitude and DC steps): what the telluric-versus-stellar metric needs.
+  frame, channel and amplitude steps; no DC step): what the telluric-versus-stellar metric needs.
 """
 
 from pathlib import Path
@@ -58,7 +58,8 @@ def _subset(labels, usable, n):
 
 def component_through_preprocessing(dataset, indices, config, values_name, prepared=None):
     """A noise-free dataset component (or ``"expected"`` = response x stellar) moved by the static steps (frame,
-    channels) exactly like the flux; when ``prepared`` is given, also through its amplitude and DC steps."""
+    channels) exactly like the flux; when ``prepared`` is given, also divided by its amplitude (no DC step: the
+    telluric metric fits data = a C T + b itself)."""
     lay = preprocess.layout(dataset.wavelength_air_aa, config)
     read = lambda name: np.asarray(dataset[name][indices, lay.read_start:lay.read_stop], dtype=np.float64)  # noqa
     values = read("response") * read("stellar") if values_name == "expected" else read(values_name)
@@ -67,7 +68,7 @@ def component_through_preprocessing(dataset, indices, config, values_name, prepa
     raw = static.flux.astype(np.float64) * static.scale[:, None]
     if prepared is None:
         return raw.astype(np.float32)
-    return (raw / prepared.amplitude[:, None] - prepared.offset[:, None]).astype(np.float32)
+    return (raw / prepared.amplitude[:, None]).astype(np.float32)
 
 
 RECONSTRUCTION_VALUES = 2**24

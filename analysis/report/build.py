@@ -207,6 +207,12 @@ def _matrix_unit(key, matrix):
     return matrix.get("unit") or {"mi_ksg_nats": "MI [nats]"}.get(key, "study indicator [relative]")
 
 
+def _study_key(matrices):
+    """The study indicator's matrix: the 20-bin one (``mi_study_indicator.b20``) when present, else the first."""
+    keys = sorted(key for key in matrices if key.startswith("mi_study_indicator"))
+    return "mi_study_indicator.b20" if "mi_study_indicator.b20" in keys else (keys[0] if keys else None)
+
+
 def mutual_information(report):
     content = []
     models, datasets = report.names()
@@ -216,7 +222,7 @@ def mutual_information(report):
             doc = report.run.metrics_for(name, ds_name)
             matrices = (doc or {}).get("matrices") or {}
             chosen = [(f"{key} ({name} on {ds_name})", _matrix_unit(key, matrices[key]), matrices[key])
-                      for key in ("mi_ksg_nats", "mi_study_indicator") if isinstance(matrices.get(key), dict)]
+                      for key in ("mi_ksg_nats", _study_key(matrices)) if isinstance(matrices.get(key), dict)]
             if chosen:
                 uri = report.plot(f"MI {name}/{ds_name}", figures.mi_heatmaps, chosen, doc.get("factors") or {})
                 if uri:
@@ -227,7 +233,7 @@ def mutual_information(report):
         return None
     intro = tag("p", "Mutual information between each latent coordinate and each factor (bias-aware KSG "
                      "estimate, nats), factors grouped intrinsic | extrinsic | kinematic, with the motivating "
-                     "study's indicator beside it.")
+                     "study's indicator (20 equal-width bins, relative to its maximum over latents) beside it.")
     return [intro, *content]
 
 
