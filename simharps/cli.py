@@ -181,8 +181,19 @@ def _encode(args):
     print(f"{latents}\n{recon}")
 
 
+def _metrics_options(model_config):
+    """The metrics section of the scenario that made the model's training set (defaults when there is none)."""
+    from analysis.config import AnalysisConfig, MetricsConfig
+    from simharps.dataset import DatasetError, open_dataset
+
+    try:
+        section = open_dataset(model_config["dataset"]["path"]).manifest.get("analysis") or {}
+        return AnalysisConfig.model_validate(section).metrics
+    except (DatasetError, ValueError):
+        return MetricsConfig()
+
+
 def _evaluate(args):
-    from analysis.config import MetricsConfig
     from analysis.metrics import format_table
     from simharps.dataset import open_dataset
     from simharps.workflow import evaluate_model
@@ -198,7 +209,16 @@ def _evaluate(args):
         if not args.name and len(names) == 1 and not args.dataset:
             name = names[0]
     out = Path(args.out) if args.out else model_dir.parent.parent / "metrics" / f"{model_dir.name}-{name}.json"
-    result = evaluate_model(model_dir, open_dataset(dataset_path), name, MetricsConfig(), out)
+    dataset = open_dataset(dataset_path)
+    reference = None
+    if dataset.manifest["fingerprint"] != config["dataset"]["fingerprint"]:
+        # another set (e.g. a real series): its repeat dispersion is compared with the training population's
+        training_set = open_dataset(config["dataset"]["path"])
+        for path in sorted(model_dir.glob("latents-*.npy")):
+            if np.load(path, mmap_mode="r").shape[0] == len(training_set) and path.stem != f"latents-{name}":
+                reference = (path, training_set)
+                break
+    result = evaluate_model(model_dir, dataset, name, _metrics_options(config), out, reference=reference)
     print(format_table(result))
     print(out)
 

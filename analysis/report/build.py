@@ -1,5 +1,6 @@
 """Assemble the validation report of a run directory into one self-contained HTML file."""
 
+import json
 import os
 import time
 from datetime import datetime, timezone
@@ -358,6 +359,25 @@ def telluric_stellar(report):
     return [intro, table(["model", "dataset", "source"] + [f"{c} {q}" for c, q in columns], rows)]
 
 
+def variance_budget(report):
+    """The variance budget of each dataset with truth components (RUNDIR/budget-NAME.json, analysis.budget)."""
+    rows = []
+    for path in sorted(report.run.rundir.glob("budget-*.json")):
+        budget = json.loads(path.read_text())
+        fractions = budget["fractions"]
+        rows.append([path.stem[len("budget-"):], number(budget["n_spectra"]), number(budget["n_channels"])]
+                    + [number(fractions.get(name)) for name in BUDGET_TERMS])
+    if not rows:
+        return None
+    intro = tag("p", "Share of the spectrum-to-spectrum variance of ln(flux) (each spectrum's median taken out, "
+                     "summed over channels) carried by each truth component; other = interstellar lines and "
+                     "covariances between the terms (analysis.budget).")
+    return [intro, table(["dataset", "spectra", "channels"] + list(BUDGET_TERMS), rows, numeric=(1, 2, 3, 4, 5, 6, 7))]
+
+
+BUDGET_TERMS = ("response", "stellar", "telluric", "noise", "other")
+
+
 def _mark(status):
     return Safe(f'<span class="{"pass" if status == "pass" else "fail"}">'
                 f'{"✓ pass" if status == "pass" else "✗ " + esc(status)}</span>')
@@ -402,6 +422,7 @@ SECTIONS = ((provenance, "provenance", "Scenario and provenance"),
             (mutual_information, "mi", "Mutual information: latents x factors"),
             (latent_space, "latents", "Latent space"),
             (telluric_stellar, "telluric", "Telluric versus stellar"),
+            (variance_budget, "budget", "Variance budget of the simulated sets"),
             (metric_tables, "metrics", "Every metric"),
             (notes, "notes", "Notes"))
 
