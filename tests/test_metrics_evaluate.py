@@ -95,7 +95,7 @@ def test_names_stable_for_other_latents(document):
 
 def test_config_handling():
     assert metrics_config(None)["ksg_k"] == 3
-    assert metrics_config(SimpleNamespace(model_dump=lambda: {"ksg_k": 5, "telluric_spectra": 64}))["ksg_k"] == 5
+    assert metrics_config(SimpleNamespace(model_dump=lambda: {"ksg_k": 5}))["ksg_k"] == 5
     with pytest.raises(ValueError, match="unknown metrics option"):
         metrics_config({"ksg": 3})
     table = population(10, 3)

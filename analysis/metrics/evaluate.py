@@ -28,8 +28,6 @@ DEFAULTS = {"factors": None, "ksg_k": 3, "n_subsamples": 20, "subsample_fraction
             "unique_per_star": False, "per_target_weighting": False, "seed": 0, "n_folds": 5, "bins": 20,
             "study_bins": mi.STUDY_BINS, "informative_mad": dis.INFORMATIVE_MAD, "min_median_flux": 50.0,
             "significance_sigma": 4.0, "top_candidates": 4}
-IGNORED_OPTIONS = ("telluric_spectra",)
-"""Options of the ``metrics:`` section used by the caller (the reconstruction subset size), not here."""
 TELLURIC_METRICS = ("telluric.rejection", "stellar.rejection", "telluric.residual_rms_noise",
                     "stellar.residual_rms_noise", "continuum.residual_rms_noise")
 CONTINUUM_BLOCK_AA = 20.0
@@ -43,7 +41,7 @@ def metrics_config(config=None):
         given = config.model_dump()
     else:
         given = dict(config)
-    unknown = sorted(set(given) - set(DEFAULTS) - set(IGNORED_OPTIONS))
+    unknown = sorted(set(given) - set(DEFAULTS))
     if unknown:
         raise ValueError(f"unknown metrics option(s): {', '.join(unknown)} (known: {', '.join(DEFAULTS)})")
     options = {**DEFAULTS, **{k: v for k, v in given.items() if k in DEFAULTS}}

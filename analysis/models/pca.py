@@ -56,7 +56,7 @@ class PCAModel:
             x = self._rows(x)
             if len(x) < self.latent_dim:
                 raise ValueError(f"pca: {len(x)} spectra cannot give {self.latent_dim} components")
-            estimator = PCA(n_components=self.latent_dim).fit(x)
+            estimator = PCA(n_components=self.latent_dim, random_state=0).fit(x)   # randomized SVD: seeded
             self.n_samples = len(x)
         else:
             chunks = (x[i:i + self.batch_size] for i in range(0, len(x), self.batch_size)) \
