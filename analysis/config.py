@@ -151,6 +151,7 @@ class ModelConfig(_Strict):
     variational: Optional[StrictBool] = None
     hidden: Optional[List[Annotated[int, Field(ge=1)]]] = None
     incremental: Optional[StrictBool] = None
+    init: Optional[Literal["kaiming", "torch"]] = None          # ae1d weight initialisation (analysis.models.ae1d)
     preprocessing: Dict[StrictStr, Any] = Field(default_factory=dict)
     training: Dict[StrictStr, Any] = Field(default_factory=dict)
 
@@ -160,6 +161,8 @@ class ModelConfig(_Strict):
         TrainingConfig.model_validate(self.training)
         if self.kind == "pca" and (self.variational or self.hidden):
             raise ValueError("pca takes no 'variational' or 'hidden'")
+        if self.init is not None and self.kind != "ae1d":
+            raise ValueError("'init' is an ae1d option")
         if self.kind == "ae1d" and not 4 <= self.latent_dim <= 8192:
             raise ValueError("ae1d latent_dim must be within 4..8192")
         return self

@@ -6,8 +6,8 @@ simulations) without whitening, and writes into the model directory:
 
 - ``latents-NAME.npy``: (n_spectra, n_latent) float32, row i = spectrum_index i, for every spectrum (also those
   the quality filters excluded; ``split.npy`` / the cache's reasons say which). VAEs: the mean.
-- ``reconstructions-NAME.npz``: for ``n_reconstructions`` spectra (test split first when the dataset is the
-  training one, else evenly spaced usable spectra): ``spectrum_index``, ``wavelength_aa``, ``input``, ``output``,
+- ``reconstructions-NAME.npz``: for ``n_reconstructions`` spectra (on the training set: evenly spaced test-split
+  spectra, topped up with evenly spaced others when the test split is smaller; else evenly spaced usable spectra): ``spectrum_index``, ``wavelength_aa``, ``input``, ``output``,
   ``mask``, ``sigma`` (noise in input units), ``telluric`` (T, moved like the flux), ``amplitude`` and ``offset``
   (input = raw flux / amplitude - offset on valid channels) and, when the dataset has the
   components, ``stellar`` (S, normalised) and ``expected_telluric_free`` (C = response x stellar after the same
@@ -51,9 +51,12 @@ def _subset(labels, usable, n):
         candidates = np.flatnonzero(usable)
     if candidates.size <= n:
         return np.sort(candidates)
-    if labels is not None:
-        return np.sort(candidates[:n])
-    return candidates[np.linspace(0, candidates.size - 1, n).round().astype(int)]
+    if labels is not None and preferred.size >= n:
+        candidates = preferred                      # held-out spectra only, spread over every held-out group
+    elif labels is not None:
+        spread = rest[np.linspace(0, rest.size - 1, n - preferred.size).round().astype(int)]
+        return np.sort(np.concatenate((preferred, spread)))
+    return np.sort(candidates[np.linspace(0, candidates.size - 1, n).round().astype(int)])
 
 
 def component_through_preprocessing(dataset, indices, config, values_name, prepared=None):

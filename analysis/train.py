@@ -80,7 +80,7 @@ def _json_default(value):
 def model_options(model_config):
     """Options of ``build_model`` from a ``ModelConfig`` (unset ones take the model's defaults)."""
     options = {"latent_dim": model_config.latent_dim}
-    for key in ("variational", "hidden", "incremental"):
+    for key in ("variational", "hidden", "incremental", "init"):
         value = getattr(model_config, key)
         if value is not None:
             options[key] = value
@@ -178,8 +178,7 @@ def train_model(model_config, analysis_config, dataset, model_dir, cache_root, *
     val_indices = np.flatnonzero(labels == "validation")
     if model_config.kind == "pca":
         if dist.main:
-            history = _fit_pca(model_config, cache, train_indices, val_indices, model_dir)
-            config["history"] = history
+            _fit_pca(model_config, cache, train_indices, val_indices, model_dir)
     else:
         _fit_torch(model_config, training, cache, dataset, labels, train_indices, val_indices, model_dir, device,
                    dist, progress=progress and dist.main, max_epochs=max_epochs)

@@ -14,9 +14,10 @@ checkpoint (``state_dict``) loads with ``load_state_dict`` into ``AE1D(327680, 1
 release: the release's ``forward`` decodes the mean and drops the log-variance (an inference build); here
 ``forward`` returns (reconstruction, mean, logvar) and samples in training mode, as the training script
 expects. Input is (batch, L) rather than (batch, 1, L); the channel axis is added here. The release has a
-fixed length and latent; here both are options (latent 4..8192) and the depth follows the length. Weights use
-PyTorch's default initialisation, as the release does (it imports kaiming_normal_ but never calls it); with
-the same ``torch.manual_seed`` the construction order gives the very weights the released class draws.
+fixed length and latent; here both are options (latent 4..8192) and the depth follows the length. The
+convolutions are He-initialised by default (``init="kaiming"``, see ``INITS`` for why); ``init="torch"`` keeps
+PyTorch's default initialisation as the release does (it imports kaiming_normal_ but never calls it), and then,
+with the same ``torch.manual_seed``, the construction order gives the very weights the released class draws.
 
 Shorter inputs (rule): ``depth`` = number of stride-2 layers, by default min(14, floor(log2 L)), so the
 bottleneck is 512 x L/2^depth with L/2^depth >= 1 (4,096 px -> depth 12, 512 x 1). L must be a multiple of
@@ -62,6 +63,16 @@ def ae1d_depth(n_channels, depth=None):
     return depth
 
 
+INITS = ("kaiming", "torch")
+"""Weight initialisation: ``kaiming`` (He normal for LeakyReLU(0.1) and zero biases in the convolutions, the
+linear heads as torch initialises them; the default here) or ``torch``
+(PyTorch's default, as the release runs: it imports kaiming_normal_ but never calls it). Measured on 32 simulated
+4,096-channel spectra at initialisation: with ``torch`` the latents vary across spectra by 7e-9 (the signal shrinks
+by ~1/3 in variance per layer over 15 layers) and a few thousand iterations leave them nearly constant (std ~1e-7
+after training), while ``kaiming`` keeps a 0.015 spread. The release trained 1.5 M iterations; simharps runs
+thousands."""
+
+
 def _conv(n_in, n_out, kernel, stride):
     return nn.Sequential(nn.Conv1d(n_in, n_out, kernel, stride=stride, padding=(kernel - 1) // 2),
                          nn.LeakyReLU(SLOPE, inplace=True))
@@ -79,8 +90,11 @@ class AE1D(Autoencoder):
     kind = "ae1d"
     latent_range = (4, 8192)
 
-    def __init__(self, n_channels, latent_dim=128, variational=True, depth=None):
+    def __init__(self, n_channels, latent_dim=128, variational=True, depth=None, init="kaiming"):
         super().__init__(n_channels, latent_dim, variational)
+        if init not in INITS:
+            raise ValueError(f"ae1d: init must be one of {INITS}, got {init!r}")
+        self.init = init
         self.depth = ae1d_depth(self.n_channels, depth)
         self.bottleneck = (ENCODER_PLAN[-1][1], self.n_channels // 2**self.depth)
         n_flat = self.bottleneck[0] * self.bottleneck[1]
@@ -95,10 +109,15 @@ class AE1D(Autoencoder):
         n_blocks = len(ENCODER_PLAN)
         self._encoder_order = tuple(f"conv{i}" for i in range(1, n_blocks + 1))
         self._decoder_order = tuple(f"deconv{i}" for i in range(n_blocks, 0, -1)) + ("predict0",)
+        if init == "kaiming":
+            for module in self.modules():
+                if isinstance(module, (nn.Conv1d, nn.ConvTranspose1d)):
+                    nn.init.kaiming_normal_(module.weight, a=SLOPE, nonlinearity="leaky_relu")
+                    nn.init.zeros_(module.bias)
 
     @property
     def config(self):
-        return {**super().config, "depth": self.depth}
+        return {**super().config, "depth": self.depth, "init": self.init}
 
     def heads(self, x):
         h = x[:, None, :]
