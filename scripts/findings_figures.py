@@ -79,7 +79,7 @@ def rejection_figure(telluric_run, real_run, out):
             if value is not None:
                 ax.bar(i + (offset - 0.5) * 0.38, value, 0.36, yerr=err, color=colour, capsize=3,
                        label=metric if i == 0 else None)
-        where = ("simulated, held-out stars" if dataset == "sim" and run == telluric_run else
+        where = ("simulated,\nheld-out stars" if dataset == "sim" and run == telluric_run else
                  "real alpha Cen B\n(trained on sim)" if run == telluric_run else "real alpha Cen B\n(trained on it)")
         labels.append((i, f"{frame}\n{where}"))
     ax.set_xticks([i for i, _ in labels], [text for _, text in labels], fontsize=7.5)
