@@ -9,6 +9,7 @@ means "the scenario's own dataset, the ``hits`` recipe, one PCA model"::
         - {name: sim}
         - {name: alfcenb, scenario: real_alfcenb.yaml}   # another scenario's dataset (path relative to this file)
         - {name: mine, path: runs/real}                  # an existing dataset directory
+                                                         # train: true on one entry: train on it (default: the first)
       split: {by: target, fractions: [0.7, 0.15, 0.15], seed: 0}       # by: target | night
       preprocessing: {recipe: hits, amplitude: median, frame: barycentric}   # default for every model
       models:
@@ -204,7 +205,14 @@ class AnalysisConfig(_Strict):
             duplicates = sorted({n for n in names if names.count(n) > 1})
             if duplicates:
                 raise ValueError(f"{what} names must be unique (repeated: {', '.join(duplicates)})")
+        if sum(ref.train for ref in self.datasets) > 1:
+            raise ValueError("only one dataset can have train: true (the one the models are trained on)")
         return self
+
+    @property
+    def training_set(self):
+        """Name of the dataset the models are trained on: the one marked ``train: true``, else the first."""
+        return next((ref.name for ref in self.datasets if ref.train), self.datasets[0].name)
 
     def model(self, name):
         for model in self.models:

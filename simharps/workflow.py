@@ -139,13 +139,6 @@ def _budget_stage(state, name, dataset, rundir):
     state.record(f"budget:{name}", digest, time.perf_counter() - started)
 
 
-def _training_set_name(analysis):
-    marked = [ref.name for ref in analysis.datasets if ref.train]
-    if len(marked) > 1:
-        raise SimharpsError(f"analysis.datasets: only one dataset can have train: true (got {', '.join(marked)})")
-    return marked[0] if marked else analysis.datasets[0].name
-
-
 def run_scenario(scenario, rundir, *, workers=1, progress=True, quiet=False, baseline=None):
     """Run every stage of ``scenario`` (a ``Scenario``) into ``rundir``; returns the report path."""
     from analysis.encode import encode_dataset
@@ -164,7 +157,7 @@ def run_scenario(scenario, rundir, *, workers=1, progress=True, quiet=False, bas
                                          quiet=quiet) for ref in analysis.datasets}
     for name, dataset in datasets.items():
         _budget_stage(state, name, dataset, rundir)
-    train_name = _training_set_name(analysis)
+    train_name = analysis.training_set
     training_set = datasets[train_name]
     cache_root = rundir / "cache"
     for model_config in analysis.models:

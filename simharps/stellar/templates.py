@@ -178,10 +178,10 @@ class TemplateGrid:
             context = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(workers, mp_context=context) as pool:
                 done = pool.map(_build_node, [(self._settings(), node) for node in nodes])
-                for _ in tqdm(done, total=len(nodes), disable=not progress, desc="stellar templates"):
+                for _ in tqdm(done, total=len(nodes), disable=not progress or not nodes, desc="stellar templates"):
                     pass
         else:
-            for node in tqdm(nodes, disable=not progress, desc="stellar templates"):
+            for node in tqdm(nodes, disable=not progress or not nodes, desc="stellar templates"):
                 self.template(*node)
 
     def _settings(self):
