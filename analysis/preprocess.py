@@ -47,7 +47,6 @@ Example
 >>> static = static_batch(wavelength_air_aa, {"flux": flux, "error": error}, table_rows, PreprocessingConfig())  # doctest: +SKIP
 """
 
-import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -105,12 +104,6 @@ def static_options(config):
             "continuum_block_aa", "quality")
     data = config.model_dump(mode="json")
     return {key: data[key] for key in keys}
-
-
-def options_hash(config):
-    import hashlib
-
-    return hashlib.sha256(json.dumps(static_options(config), sort_keys=True).encode()).hexdigest()[:16]
 
 
 # ------------------------------------------------------------------------------------------ channel layout

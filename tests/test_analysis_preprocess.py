@@ -37,7 +37,6 @@ def _centroid(wave, values, centre, half_width_aa=0.25):
 
 
 def test_eso_recipe_pads_cuts_and_takes_the_median_with_masked_zeros(tmp_path):
-    wave = np.round(PRODUCT_RANGE_AA[0] + 0.01 * np.arange(FULL_N), 2)
     first = int(round((3785.00 - PRODUCT_RANGE_AA[0]) / 0.01))        # 400 channels below the cut
     flux = np.full(FULL_N, 3.0)
     # 48 % of the 312,501 cut channels are 1, the rest 3: masked-only median 3; with the 5.7 % masked zeros of
