@@ -25,21 +25,25 @@ from analysis.config import PreprocessingConfig
 from analysis.train import load_trained
 
 
-def _encode_batches(model, cache, indices, batch=64):
-    latents, outputs = [], []
-    for start in range(0, indices.size, batch):
-        prepared = cache.prepared(indices[start:start + batch])
+def _latents(model, x):
+    """Latents (VAE: the mean) of the network inputs ``x`` (n, L)."""
+    if hasattr(model, "state_dict"):
+        with torch.no_grad():
+            return model.encode(torch.from_numpy(x)).numpy().astype(np.float32)
+    return np.asarray(model.encode(x), dtype=np.float32)
+
+
+def _reconstruct(model, x, batch=64):
+    """decode(encode(x)) in batches: the model's reconstruction of the inputs ``x`` (n, L)."""
+    outputs = []
+    for start in range(0, x.shape[0], batch):
+        z = _latents(model, x[start:start + batch])
         if hasattr(model, "state_dict"):
             with torch.no_grad():
-                x = torch.from_numpy(prepared.x)
-                result = model(x)
-                latents.append(result.mean.numpy().astype(np.float32))
-                outputs.append(result.reconstruction.numpy().astype(np.float32))
+                outputs.append(model.decode(torch.from_numpy(z)).numpy().astype(np.float32))
         else:
-            z = model.encode(prepared.x)
-            latents.append(np.asarray(z, dtype=np.float32))
             outputs.append(np.asarray(model.decode(z), dtype=np.float32))
-    return np.concatenate(latents), np.concatenate(outputs)
+    return np.concatenate(outputs) if outputs else np.zeros((0, x.shape[1]), np.float32)
 
 
 def _subset(labels, usable, n):
@@ -88,7 +92,8 @@ def encode_dataset(model_dir, dataset, name, cache_root, *, n_reconstructions=64
     if cache.n_channels != config["n_channels"]:
         raise ValueError(f"{dataset.path}: the model's preprocessing gives {cache.n_channels} channels here, the "
                          f"model was trained on {config['n_channels']}")
-    latents, _ = _encode_batches(model, cache, np.arange(len(dataset)))
+    latents = np.concatenate([_latents(model, cache.prepared(np.arange(start, min(start + 64, len(dataset)))).x)
+                              for start in range(0, len(dataset), 64)])
     latents_path = model_dir / f"latents-{name}.npy"
     np.save(latents_path, latents)
     same = config["dataset"]["fingerprint"] == dataset.manifest["fingerprint"]
@@ -96,7 +101,7 @@ def encode_dataset(model_dir, dataset, name, cache_root, *, n_reconstructions=64
     n_reconstructions = min(n_reconstructions, max(RECONSTRUCTION_VALUES // cache.n_channels, 4))
     subset = _subset(labels, cache.usable, n_reconstructions)
     prepared = cache.prepared(subset)
-    _, output = _encode_batches(model, cache, subset)
+    output = _reconstruct(model, prepared.x)
     record = {"spectrum_index": subset, "wavelength_aa": cache.wavelength_aa, "input": prepared.x, "output": output,
               "mask": prepared.mask, "sigma": prepared.sigma, "telluric": prepared.telluric,
               "amplitude": prepared.amplitude, "offset": prepared.offset}
