@@ -21,8 +21,7 @@ Example
 
 import numpy as np
 
-C_KMS = 299_792.458
-"""Speed of light (km/s)."""
+from simharps.constants import C_KMS  # km/s
 
 COVERAGE_TOLERANCE = 1e-6
 """Fraction of an output bin that may lack valid input while the bin still counts as valid."""

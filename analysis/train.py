@@ -31,7 +31,6 @@ cores, at most 8). The per-model outputs follow DESIGN.md "Analysis contracts".
 import json
 import math
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -43,6 +42,8 @@ from analysis import split as splitting
 from analysis.cache import build_cache
 from analysis.config import PreprocessingConfig, TrainingConfig, merged_options
 from analysis.models import PCAModel, build_model, kl_divergence, kl_weight, masked_mse
+from simharps.dataset import write_json
+from simharps.dataset.store import package_versions
 
 PCA_IN_MEMORY_BYTES = 2 * 1024**3
 """Above this size of the float32 training matrix, PCA is fitted incrementally in batches."""
@@ -54,27 +55,10 @@ CHECKPOINT = "checkpoint.pt"
 
 
 def versions():
+    """The dataset layer's package versions plus those of the learning stack."""
     import sklearn
 
-    import simharps
-
-    return {"python": platform.python_version(), "simharps": simharps.__version__, "numpy": np.__version__,
-            "torch": torch.__version__, "scikit-learn": sklearn.__version__}
-
-
-def write_json(path, data):
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=False, default=_json_default))
-    tmp.replace(path)
-
-
-def _json_default(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"not JSON serialisable: {type(value)}")
+    return {**package_versions(), "torch": torch.__version__, "scikit-learn": sklearn.__version__}
 
 
 def model_options(model_config):

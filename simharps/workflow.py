@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 import simharps
-from simharps.dataset import open_dataset
+from simharps.dataset import open_dataset, write_json
 from simharps.errors import SimharpsError
 
 RUN_SCHEMA = "simharps-run/1"
@@ -79,9 +79,7 @@ class RunState:
 
     def save(self):
         self.rundir.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name("run.json.tmp")
-        tmp.write_text(json.dumps(self.data, indent=1, default=str))
-        tmp.replace(self.path)
+        write_json(self.path, self.data)
 
 
 def _say(message, quiet):
@@ -135,7 +133,7 @@ def _budget_stage(state, name, dataset, rundir):
     if state.done(f"budget:{name}", digest, [path]):
         return
     started = time.perf_counter()
-    path.write_text(json.dumps(variance_budget(dataset), indent=1))
+    write_json(path, variance_budget(dataset))
     state.record(f"budget:{name}", digest, time.perf_counter() - started)
 
 
@@ -238,9 +236,7 @@ def evaluate_model(model_dir, dataset, name, metrics_config, out_path, reference
     result["info"]["n_quality_excluded"] = int(np.sum(~cache.usable & ~failed))
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(out_path.name + ".tmp")
-    tmp.write_text(json.dumps(result, indent=1))
-    tmp.replace(out_path)
+    write_json(out_path, result)
     return result
 
 

@@ -7,9 +7,9 @@ lambda_0 (1 + BERV / c) in the stored barycentric frame, plus Gaussian noise of 
 
 import numpy as np
 
+from simharps.constants import C_KMS
 from simharps.dataset import write_dataset
 
-C_KMS = 299_792.458
 STELLAR_LINE_AA = 6290.0
 TELLURIC_LINE_AA = 6300.0
 

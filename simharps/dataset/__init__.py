@@ -13,7 +13,7 @@ Example
 from simharps.dataset.channels import Channels
 from simharps.dataset.runner import generate, spectrum_seeds
 from simharps.dataset.store import (ArrayView, Dataset, DatasetBatch, DatasetError, DatasetWriter, Encoding,
-                                    open_dataset, write_dataset)
+                                    open_dataset, write_dataset, write_json)
 
 __all__ = ["ArrayView", "Channels", "Dataset", "DatasetBatch", "DatasetError", "DatasetWriter", "Encoding",
-           "generate", "open_dataset", "spectrum_seeds", "write_dataset"]
+           "generate", "open_dataset", "spectrum_seeds", "write_dataset", "write_json"]

@@ -56,7 +56,7 @@ import numpy as np
 
 from simharps.dataset.channels import Channels
 from simharps.dataset.store import (DEFAULT_CHUNK_SIZE, RUN_FILE, Dataset, DatasetWriter, Encoding,
-                                    atomic_write_bytes, canonical_json, encode_chunk, package_versions)
+                                    canonical_json, encode_chunk, package_versions, write_json)
 from simharps.errors import ParameterError, SimharpsError
 
 
@@ -337,5 +337,5 @@ def generate(rows, seed, out_dir, simulate_batch, *, chunk_size=DEFAULT_CHUNK_SI
     run = {**json.loads((out_dir / RUN_FILE).read_text()), "chunks_computed": len(tasks),
            "spectra_computed": sum(len(task.rows) for task in tasks),
            "wall_s": round(time.perf_counter() - began, 3)}
-    atomic_write_bytes(out_dir / RUN_FILE, (json.dumps(run, indent=1) + "\n").encode())
+    write_json(out_dir / RUN_FILE, run)
     return dataset

@@ -94,6 +94,11 @@ def _json_default(value):
     raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
 
 
+def write_json(path, value):
+    """Write ``value`` as indented JSON (numpy scalars and arrays as Python values) with ``atomic_write_bytes``."""
+    atomic_write_bytes(path, (json.dumps(value, indent=1, default=_json_default) + "\n").encode())
+
+
 def atomic_write_bytes(path, data):
     """Write ``data`` to ``path`` so that readers see either nothing or the whole file (temp name, fsync, rename)."""
     path = Path(path)
@@ -559,8 +564,7 @@ class DatasetWriter:
             "regression": extra.pop("regression", {}),
             **extra,
         }
-        atomic_write_bytes(self.path / MANIFEST_FILE, (json.dumps(manifest, indent=1, default=_json_default)
-                                                       + "\n").encode())
+        write_json(self.path / MANIFEST_FILE, manifest)
         return Dataset(self.path)
 
 
