@@ -43,7 +43,7 @@ from analysis.cache import build_cache
 from analysis.config import PreprocessingConfig, TrainingConfig, merged_options
 from analysis.models import PCAModel, build_model, kl_divergence, kl_weight, masked_mse
 from simharps.dataset import write_json
-from simharps.dataset.store import package_versions
+from simharps.dataset.jsonio import package_versions
 
 PCA_IN_MEMORY_BYTES = 2 * 1024**3
 """Above this size of the float32 training matrix, PCA is fitted incrementally in batches."""

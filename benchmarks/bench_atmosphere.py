@@ -5,8 +5,8 @@ import time
 
 import numpy as np
 
-from simharps.atmosphere import TelluricModel, default_telluric_model, telluric_optical_depth, telluric_transmission
 from simharps.grids import PRODUCT_RANGE_AA, WORKING_STEP_KMS, log_lambda_grid, product_grid
+from simharps.telluric import TelluricModel, default_telluric_model, telluric_optical_depth, telluric_transmission
 
 
 def best_of(func, repeats):

@@ -2,7 +2,7 @@
 
 Computes, line by line from the HITRAN subsets in ../shared/data/hitran, the
 zenith optical depth of O2 (airmass 1) and of 1 mm PWV of H2O above La Silla
-(``simharps.atmosphere.SiteAtmosphere``) on a 0.1 km/s vacuum log-lambda grid,
+(``simharps.buildtime.telluric_lbl.SiteAtmosphere``) on a 0.1 km/s vacuum log-lambda grid,
 keeps the segments where tau > 1e-5, and writes them as compressed float32
 npz files (mantissa rounded to 14 bits); also copies the La Silla extinction curve into an npz.
 
@@ -17,9 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from simharps.atmosphere import (EXTINCTION_FILE, PWV_REFERENCE_MM, TABLE_FILES, HitranLineList,
-                                 PartitionSum, SiteAtmosphere, line_by_line_optical_depth)
+from simharps.buildtime.telluric_lbl import HitranLineList, PartitionSum, SiteAtmosphere, line_by_line_optical_depth
 from simharps.constants import C_KMS
+from simharps.extinction import EXTINCTION_FILE
+from simharps.telluric import PWV_REFERENCE_MM, TABLE_FILES
 
 WAVE0_VAC_AA = 3760.0
 WAVE1_VAC_AA = 6945.0

@@ -8,7 +8,9 @@ photon-counting detector through the Bessell (1990, PASP 102, 1181, Table 2) V p
 
 with the V zero point f0 of Bessell, Castelli & Plez (1998, A&A 333, 231, Table A2). The passband is the
 published one, sampled every 100 A (linear interpolation in between). Wavelengths may be air or vacuum: the
-0.15 % difference shifts V by < 0.001 mag for any stellar spectrum.
+0.15 % difference shifts V by < 0.001 mag for any stellar spectrum. The passband and zero point are tabulated here
+rather than taken from synphot, whose Johnson V bandpass and Vega spectrum are downloaded from STScI on first use
+and so are not available offline.
 
 Photon flux: n_lambda = f_lambda * lambda / (h c), photons s^-1 cm^-2 A^-1.
 
@@ -26,8 +28,6 @@ from simharps.errors import ParameterError
 
 V_ZERO_POINT_FLAM = 3.631e-9
 """f_lambda of a V = 0 star, erg s^-1 cm^-2 A^-1 (Bessell, Castelli & Plez 1998, Table A2)."""
-
-"""h c in erg A."""
 
 BESSELL_V_WAVELENGTH_AA = np.arange(4700.0, 7001.0, 100.0)
 BESSELL_V_RESPONSE = np.array([

@@ -33,7 +33,7 @@ Equation
   spectrograph run). Focal-ratio degradation and scrambler losses are grey and left
   to the absolute calibration.
 
-What is not here: the atmosphere (``simharps.atmosphere``), fibre injection
+What is not here: the atmosphere (``simharps.telluric``, ``simharps.extinction``), fibre injection
 (``simharps.fibre``), the spectrograph (echelle, cross-disperser, camera, blaze)
 and the detector QE (instrument/detector stages). The grey parts of every stage are
 absorbed by the absolute flux calibration against the reference S/N; this module

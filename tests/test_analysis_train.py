@@ -151,7 +151,7 @@ def test_analysis_never_imports_a_simulator_stage():
     offending = [m for m in loaded if not any(m == a or (a == "simharps.dataset" and m.startswith(a + "."))
                                               for a in allowed)]
     assert offending == []
-    assert "simharps.dataset.store" in loaded
+    assert "simharps.dataset.reader" in loaded
 
 
 def test_cli_trains_encodes_and_refuses_unknown_models(synthetic, tmp_path, capsys):

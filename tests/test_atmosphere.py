@@ -1,5 +1,8 @@
 """Telluric and continuum-extinction model: physics checks and line positions against real spectra."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from astropy.io import fits
@@ -7,13 +10,13 @@ from scipy.integrate import trapezoid
 from scipy.optimize import least_squares
 from scipy.signal import argrelmin
 
-from simharps.atmosphere import (HitranLineList, PartitionSum, SiteAtmosphere, continuum_transmission,
-                                 default_telluric_model, extinction_mag_per_airmass,
-                                 line_by_line_optical_depth, telluric_optical_depth, telluric_transmission)
+from simharps.buildtime.telluric_lbl import HitranLineList, PartitionSum, SiteAtmosphere, line_by_line_optical_depth
 from simharps.constants import C_KMS
 from simharps.errors import ParameterError
+from simharps.extinction import continuum_transmission, extinction_mag_per_airmass
 from simharps.grids import air_to_vacuum, log_lambda_grid, product_grid
 from simharps.lsf import convolve_gaussian_velocity, fwhm_kms_from_resolution
+from simharps.telluric import default_telluric_model, telluric_optical_depth, telluric_transmission
 
 O2_B_BAND_AA = (6865.0, 6910.0)
 O2_GAMMA_BAND_AA = (6275.0, 6310.0)
@@ -184,6 +187,13 @@ def test_convolution_conserves_equivalent_width_on_any_grid():
         assert abs(trapezoid(1.0 - smooth, wave) / ew_native - 1.0) < 0.005
         assert smooth.min() > native.min() + 0.01  # saturated cores are filled in by the LSF
     assert 3.0 < ew_native < 8.0  # A; the B band at airmass 1.3 absorbs several A in all
+
+
+def test_run_time_never_imports_the_build_time_line_by_line_code():
+    code = ("import sys, simharps.forward, simharps.ingest.telluric\n"
+            "print(sorted(m for m in sys.modules if m.startswith('simharps.buildtime')))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"
 
 
 # ----------------------------------------------------------------------------- line-by-line physics

@@ -20,7 +20,8 @@ import pytest
 
 from simharps.dataset import (Channels, Dataset, DatasetError, generate, open_dataset, spectrum_seeds,
                               write_dataset)
-from simharps.dataset.store import MANIFEST_FILE, RUN_FILE, build_table
+from simharps.dataset.layout import MANIFEST_FILE, RUN_FILE
+from simharps.dataset.table import build_table
 from simharps.errors import ParameterError, SimharpsError
 
 N_CHANNELS = 2000

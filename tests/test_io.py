@@ -11,6 +11,7 @@ from simharps.constants import C_KMS
 from simharps.errors import HarpsFormatError, ParameterError
 from simharps.grids import vacuum_to_air
 from simharps.io import read_e2ds, read_harps, truth_keyword, write_adp
+from simharps.io.harps import header_meta
 
 ADP = "ADP.2014-09-16T11:04:45.123.fits"
 S1D_HARPS = "HARPS.2010-09-18T23:42:36.178_s1d_A.fits"
@@ -92,6 +93,25 @@ def test_drs_s1d(s1d):
     assert meta["airmass"] == 1.691 and meta["seeing_arcsec"] == 0.53 and meta["exptime_s"] == pytest.approx(900.0007)
     assert meta["gain_e_per_adu"] == 1.36 and meta["site"] == "lasilla"
     assert meta["pipeline"] == "HARPS DRS 3.5 s1d" and meta["product"] == "s1d"
+
+
+def test_header_seeing_sentinel_reads_as_missing(shared_data):
+    path = shared_data / "harps_series" / "alfcenb" / "HARPS.2012-03-24T08:37:45.581_s1d_A.fits"
+    product = read_harps(path)
+    assert product.header["HIERARCH ESO TEL AMBI FWHM START"] == -1.0  # ESO's "not recorded"
+    assert product.meta["seeing_arcsec"] is None
+    assert product.meta["airmass"] == 1.213 and product.meta["exptime_s"] > 0
+
+
+@pytest.mark.parametrize("cards, expected", [
+    ({"AIRM START": -1.0, "AMBI FWHM START": -1.0, "AMBI IWV START": -1.0}, (None, None, None)),
+    ({"AIRM START": 0.0, "AMBI FWHM START": 0.0, "AMBI IWV START": 0.0}, (None, None, 0.0)),
+    ({"AIRM START": 0.999, "AMBI FWHM START": 0.53, "AMBI IWV START": 2.5}, (0.999, 0.53, 2.5)),
+])
+def test_header_sentinels_on_synthetic_headers(cards, expected):
+    header = fits.Header([(f"HIERARCH ESO TEL {key}", value) for key, value in cards.items()])
+    meta = header_meta(header, "s1d")
+    assert (meta["airmass"], meta["seeing_arcsec"], meta["pwv_mm"]) == expected
 
 
 def test_gap_moves_with_berv_between_s1d_and_adp(adp, s1d):

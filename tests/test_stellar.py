@@ -10,6 +10,7 @@ from simharps.stellar.continuum import planck_flux
 from simharps.stellar.linelist import load_line_table, maximum_depth
 from simharps.stellar.spectrum import StellarSpectrum
 from simharps.stellar.synthesis import synthesize
+from simharps.stellar import templates
 from simharps.stellar.templates import TemplateGrid
 
 
@@ -194,3 +195,23 @@ def test_template_grid_lists_and_builds_the_nodes_a_population_needs(tmp_path):
     again = TemplateGrid(teff_nodes_k=[5750.0, 6000.0], logg_nodes_cgs=[4.5, 5.0], mh_nodes_dex=[0.0, 0.5],
                          cache_dir=tmp_path)
     np.testing.assert_array_equal(again.template(5750.0, 4.5, 0.0)[0], grid.build_template(5750.0, 4.5, 0.0)[0])
+
+
+def test_template_cache_key_follows_synthesis_sources_and_data(monkeypatch, tmp_path):
+    monkeypatch.setenv("SIMHARPS_CACHE", str(tmp_path))
+    inputs = templates.synthesis_inputs()
+    assert [name for name, _ in inputs] == list(templates.SYNTHESIS_MODULES + templates.SYNTHESIS_DATA)
+    assert templates.inputs_hash(inputs) == templates.inputs_hash(templates.synthesis_inputs())  # same inputs
+    assert templates.synthesis_hash() == templates.inputs_hash(inputs)
+    grid = TemplateGrid()
+    assert grid.cache_dir == tmp_path / "stellar_templates" / f"synth-{templates.synthesis_hash()}_step0.15_vmic1"
+    for changed in range(len(inputs)):  # one more byte in any source or data file gives another key
+        edited = [(name, data + b" " if i == changed else data) for i, (name, data) in enumerate(inputs)]
+        assert templates.inputs_hash(edited) != templates.inputs_hash(inputs)
+    edited_synthesis = [(name, data.replace(b"def normalised_lines", b"def normalised_lines ")) for name, data in inputs]
+    monkeypatch.setattr(templates, "synthesis_inputs", lambda: edited_synthesis)
+    templates.synthesis_hash.cache_clear()
+    try:
+        assert TemplateGrid().cache_dir.name != grid.cache_dir.name
+    finally:
+        templates.synthesis_hash.cache_clear()

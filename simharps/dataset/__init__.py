@@ -1,7 +1,8 @@
 """Datasets: the on-disk format shared by simulated and real sets, its reader, and the generation runner.
 
-See ``simharps.dataset.store`` for the format and ``simharps.dataset.runner`` for generation; docs/dataset.md
-explains the choices.
+Modules: ``layout`` (the directory and chunk-file format), ``codec`` (float16/float32 array storage), ``table``
+(the per-spectrum table), ``jsonio`` (JSON, hashes, atomic writes), ``writer``, ``reader``, ``runner``
+(generation) and ``channels``; docs/dataset.md explains the choices.
 
 Example
 -------
@@ -11,9 +12,12 @@ Example
 """
 
 from simharps.dataset.channels import Channels
+from simharps.dataset.codec import Encoding
+from simharps.dataset.jsonio import write_json
+from simharps.dataset.layout import DatasetError
+from simharps.dataset.reader import ArrayView, Dataset, DatasetBatch, open_dataset
 from simharps.dataset.runner import generate, spectrum_seeds
-from simharps.dataset.store import (ArrayView, Dataset, DatasetBatch, DatasetError, DatasetWriter, Encoding,
-                                    open_dataset, write_dataset, write_json)
+from simharps.dataset.writer import DatasetWriter, write_dataset
 
 __all__ = ["ArrayView", "Channels", "Dataset", "DatasetBatch", "DatasetError", "DatasetWriter", "Encoding",
            "generate", "open_dataset", "spectrum_seeds", "write_dataset", "write_json"]

@@ -17,7 +17,8 @@ Layouts (``meta["product"]``)
          (float64), else the ``wave_A`` file the header names (float32 image) when it lies beside the file; the
          blaze is the ``blaze_A`` file the header names, when present.
 
-Header metadata (``meta``) uses the project's parameter names; a missing optional keyword gives None.
+Header metadata (``meta``) uses the project's parameter names; a missing optional keyword gives None, and so does
+ESO's "not recorded" sentinel (-1 or 0) for airmass and seeing, -1 for PWV (``simharps.io.keywords.recorded``).
 Where a keyword differs between HARPS and ESPRESSO, the first one present is used:
 
 ==================  ======================================================================================
@@ -68,7 +69,7 @@ from astropy.io import fits
 
 from simharps.errors import HarpsFormatError
 from simharps.grids import vacuum_to_air
-from simharps.io.keywords import read_truth, site_from_coordinates, site_from_telescope
+from simharps.io.keywords import read_truth, recorded, site_from_coordinates, site_from_telescope
 from simharps.sites import telescope_keywords
 
 SUPPORTED_INSTRUMENTS = ("HARPS", "ESPRESSO")
@@ -180,9 +181,9 @@ def header_meta(header, product):
         "mjd_utc": _number(header, "MJD-OBS"),
         "exptime_s": _number(header, "EXPTIME"),
         "berv_kms": _number(header, "ESO DRS BERV", "ESO QC BERV"),
-        "airmass": _number(header, *telescope_keywords("AIRM START")),
-        "seeing_arcsec": _number(header, *telescope_keywords("AMBI FWHM START")),
-        "pwv_mm": _number(header, *telescope_keywords("AMBI IWV START")),
+        "airmass": recorded("airmass", _number(header, *telescope_keywords("AIRM START"))),
+        "seeing_arcsec": recorded("seeing_arcsec", _number(header, *telescope_keywords("AMBI FWHM START"))),
+        "pwv_mm": recorded("pwv_mm", _number(header, *telescope_keywords("AMBI IWV START"))),
         "snr_550": _number(header, "ESO DRS SPE EXT SN50"),
         "snr_adp": _number(header, "SNR"),
         "gain_e_per_adu": _number(header, "GAIN", "ESO DRS CCD CONAD"),

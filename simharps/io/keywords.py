@@ -1,4 +1,5 @@
-"""FITS keyword vocabulary of simharps: sites, header cards that round-trip exactly, and the truth codec.
+"""FITS keyword vocabulary of simharps: sites, "not recorded" sentinels, header cards that round-trip exactly, and the
+truth codec.
 
 Exact floats
 ------------
@@ -45,7 +46,25 @@ TRUTH_PREFIX = "SIMHARPS"
 SITE_MATCH_DEG = 0.05
 """Largest latitude/longitude difference (deg) at which header coordinates name a known site."""
 
+POSITIVE_QUANTITIES = ("airmass", "seeing_arcsec")
+"""Header quantities read as missing (None) at values <= 0: ESO writes -1 (or 0) when it did not record them, e.g.
+the seeing ``ESO TEL AMBI FWHM START`` = -1 of every alpha Cen B header in the shared data. An airmass just below 1
+is a real value rounded near the zenith and is kept."""
+
+NON_NEGATIVE_QUANTITIES = ("pwv_mm",)
+"""Header quantities read as missing (None) at values < 0 (ESO's -1)."""
+
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def recorded(name, value):
+    """``value`` of header quantity ``name``, or None where it is a "not recorded" sentinel (``POSITIVE_QUANTITIES``,
+    ``NON_NEGATIVE_QUANTITIES``); other quantities pass unchanged."""
+    if value is None:
+        return None
+    if name in POSITIVE_QUANTITIES and value <= 0 or name in NON_NEGATIVE_QUANTITIES and value < 0:
+        return None
+    return value
 
 
 def site_from_coordinates(lat_deg, lon_deg):

@@ -10,7 +10,9 @@ interpolates unbroadened rest-frame templates built once on a (Teff, logg, [M/H]
    macroturbulence, on the synthesis lattice over ``TEMPLATE_RANGE_AA`` (float32), plus the ratio
    T_b / Teff of its backwarmed continuum temperature. Built on first use and cached under
    ``$SIMHARPS_CACHE/stellar_templates`` (default ``~/.cache/simharps``), in a folder keyed by a
-   hash of the line table, the template version, the step and the microturbulence (about 5 MB each,
+   hash of everything a template depends on (``synthesis_hash``: the source text of ``SYNTHESIS_MODULES``
+   and the bytes of ``SYNTHESIS_DATA``), the step and the microturbulence, so that any change of the
+   synthesis code or line table starts a new cache instead of reading stale templates (about 5 MB each,
    one memory-mappable ``.npy`` record per node, so a node is read from the page cache in ~0.4 ms instead of
    ~4 ms for a compressed archive; nothing is shipped).
 2. a star: multilinear interpolation of the 8 corner templates in normalised flux and in T_b / Teff
@@ -32,10 +34,12 @@ Example
 """
 
 import hashlib
+import importlib.util
 import multiprocessing
 import os
 from collections import OrderedDict
 from concurrent.futures import ProcessPoolExecutor
+from functools import lru_cache
 from importlib import resources
 from itertools import product
 from pathlib import Path
@@ -67,9 +71,13 @@ MEMORY_NODES = 128
 """Template nodes kept open per process, least recently used dropped first (memory maps of the cached files: the
 operating system's page cache holds the data)."""
 
-TEMPLATE_VERSION = 3
-"""Bumped with every change of the synthesis physics or the cache format, so stale caches are not read (2: finite
-core depth A_c; 3: memory-mappable .npy records)."""
+SYNTHESIS_MODULES = ("simharps.constants", "simharps.grids", "simharps.stellar.balmer", "simharps.stellar.continuum",
+                     "simharps.stellar.linelist", "simharps.stellar.lines", "simharps.stellar.synthesis",
+                     "simharps.stellar.templates")
+"""Modules whose source text a cached template depends on: what ``TemplateGrid.build_template`` calls, and this
+module (the cache record format)."""
+SYNTHESIS_DATA = ("stellar_lines.npz",)
+"""Files of ``simharps/data`` that the synthesis reads."""
 TEMPLATE_RANGE_AA = ALLOWED_RANGE_AA
 TEFF_NODES_K = np.arange(3000.0, 7250.0 + 1.0, 250.0)
 LOGG_NODES_CGS = np.arange(3.0, 5.5 + 0.01, 0.5)
@@ -82,9 +90,31 @@ def cache_root():
     return Path(base) / "stellar_templates"
 
 
-def _line_table_hash():
-    data = resources.files("simharps.data").joinpath("stellar_lines.npz").read_bytes()
-    return hashlib.sha1(data).hexdigest()[:12]
+def synthesis_inputs():
+    """[(name, bytes)] of the template inputs: the source of ``SYNTHESIS_MODULES`` and ``SYNTHESIS_DATA``."""
+    sources = [(name, Path(importlib.util.find_spec(name).origin).read_bytes()) for name in SYNTHESIS_MODULES]
+    data = [(name, resources.files("simharps.data").joinpath(name).read_bytes()) for name in SYNTHESIS_DATA]
+    return sources + data
+
+
+def inputs_hash(inputs):
+    """First 16 hex digits of the sha256 of [(name, bytes)] (names and lengths included)."""
+    digest = hashlib.sha256()
+    for name, data in inputs:
+        digest.update(f"{name}\0{len(data)}\0".encode())
+        digest.update(data)
+    return digest.hexdigest()[:16]
+
+
+@lru_cache(maxsize=1)
+def synthesis_hash():
+    """``inputs_hash(synthesis_inputs())``, computed once per process (reads ~0.6 MB, a few ms)."""
+    return inputs_hash(synthesis_inputs())
+
+
+def cache_key(step_kms, vmic_kms):
+    """Name of the cache folder of a grid: synthesis hash, lattice step (km/s) and microturbulence (km/s)."""
+    return f"synth-{synthesis_hash()}_step{step_kms:g}_vmic{vmic_kms:g}"
 
 
 def _build_node(task):
@@ -112,8 +142,8 @@ class TemplateGrid:
         self.step_kms = float(step_kms)
         self.first, self.last = lattice_indices(*TEMPLATE_RANGE_AA, step_kms=self.step_kms)
         self.wavelength_air_aa = lattice_wavelengths(self.first, self.last, self.step_kms)
-        key = f"v{TEMPLATE_VERSION}_{_line_table_hash()}_step{self.step_kms:g}_vmic{self.vmic_kms:g}"
-        self.cache_dir = Path(cache_dir) if cache_dir is not None else cache_root() / key
+        default_dir = cache_root() / cache_key(self.step_kms, self.vmic_kms)
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else default_dir
         self._memory = OrderedDict()
 
     def _path(self, teff_k, logg_cgs, mh_dex):

@@ -1,0 +1,1 @@
+"""Build-time code: computes data files shipped in ``simharps/data`` (run by ``scripts/``); never imported at run time."""
