@@ -40,23 +40,26 @@ def population(n, rng, spread="cell"):
 def _steps(rows):
     """Seconds per step of the chain, summed over ``rows`` (the same calls ``simulate_batch`` makes)."""
     from simharps import forward
+    from simharps.chain import active_factors, enabled_stages
     from simharps.detector import Detector
 
     plan = forward.forward_plan(*forward.PRODUCT_RANGE_AA)
-    templates = forward.default_templates()
+    model = forward.default_stellar_model()
     efficiency = forward.reference_efficiency()
-    enabled = set(forward.STAGES)
-    spent = dict.fromkeys(["star (interpolate, broaden, shift)", "tellurics", "smooth factors", "LSF + pixels",
+    factors = active_factors(enabled_stages(None))
+    spent = dict.fromkeys(["star (interpolate, broaden, shift)", "narrow factors (tellurics, ISM)", "smooth factors", "LSF + pixels",
                            "detector", "merge"], 0.0)
     names = list(spent)
     for index, row in enumerate(rows):
         values = forward.resolve_parameters(row)
         marks = [time.perf_counter()]
-        star = plan.place_star(templates, values)
+        star = plan.place_star(model, values)
         marks.append(time.perf_counter())
-        density = star.lines_obs * plan.telluric_lines(values)
+        density = star.lines_obs
+        for _, factor in plan.narrow_factors(values, factors, star):
+            density = density * factor
         marks.append(time.perf_counter())
-        continuum_e = plan.continuum_photons(templates, values, enabled, star, efficiency) * plan.pixel_scale
+        continuum_e = plan.continuum_photons(model, values, factors, star, efficiency) * plan.pixel_scale
         marks.append(time.perf_counter())
         expected_e = continuum_e * plan.extraction.pixel_means(density)
         marks.append(time.perf_counter())

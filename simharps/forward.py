@@ -10,6 +10,10 @@ Chain (one spectrum)::
     counts     = detector(N)  (Poisson, read noise over the extraction window, cosmic residuals)
     product    = merge(counts / blaze, BERV) on the 0.01 A lattice                         barycentric frame
 
+The stages, their order, frames and parameters are listed in ``simharps.chain`` (one module per stage in
+``simharps.stages``); the parameters, units, ranges and defaults in ``simharps.parameters``. This module is the fast
+engine; ``simharps.reference`` is the slow, exact one the tests compare it with.
+
 How it is computed (``ForwardPlan``, one per product window, built once per process and reused): everything that
 does not depend on the star or the conditions is fixed in advance. The working lattice is the 0.15 km/s synthesis
 lattice read in the observatory frame; the order pixels sit at fixed positions on it; the telluric optical depths
@@ -54,7 +58,8 @@ skips it). Since LSF(S*T) != LSF(S)*LSF(T),
 
 Approximations: one grey efficiency for the spectrograph and CCD (no measured HARPS efficiency curve is
 available offline); |BERV| <= 35 km/s (``simharps.extraction.BERV_LIMIT_KMS``); a static exposure (airmass, seeing and BERV at mid-exposure); no sky or moon background,
-no fibre B; the stellar model is the built-in synthesis (``simharps.stellar``).
+no fibre B. The stellar model is the built-in synthesis unless a ``Simulator`` is given another
+(``simharps.stellar.model``: a PHOENIX / FITS grid).
 
 Example
 -------
@@ -69,34 +74,24 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
-from scipy.interpolate import CubicSpline
 
-from simharps.atmosphere import PWV_REFERENCE_MM, extinction_mag_per_airmass, telluric_optical_depth
 from simharps.broadening import shifted_broadening_kernel
+from simharps.chain import active_factors, enabled_stages
 from simharps.constants import C_KMS
 from simharps.detector import Detector
 from simharps.errors import ParameterError, SimharpsError
 from simharps.extraction import (BERV_LIMIT_KMS, LSF_HALF_WIDTH_SIGMA, LatticeExtraction, MergePlan, QuinticReader,
                                  neighbour_pairs)
-from simharps.fibre import DEFAULT_ADR_RESIDUAL_FRACTION, injection_efficiency
 from simharps.grids import PRODUCT_RANGE_AA, product_grid
 from simharps.instrument import MODES, HarpsSpectrograph
-from simharps.ism import (CA_H, CA_K, DEFAULT_ISM_B_KMS, LINE_REACH_KMS, NA_D1, NA_D2, check_extinction_parameters,
-                          extinction_transmission, interstellar_optical_depth)
 from simharps.kinematics import barycentric_correction, doppler_factor
 from simharps.lsf import FWHM_PER_SIGMA, gaussian_kernel, overlap_save, overlap_save_samples
+from simharps.parameters import DEFAULTS, REQUIRED, SIMULATED_FIBRE_ERAS, check_parameters
 from simharps.photometry import BESSELL_V_WAVELENGTH_AA, photon_flux, synthetic_vmag
-from simharps.sites import SITES
-from simharps.stellar import TemplateGrid
-from simharps.stellar.continuum import planck_flux
-from simharps.stellar.synthesis import GRID_START_AA, DEFAULT_VMIC_KMS, default_vmac_kms, lattice_indices, lattice_wavelengths
-from simharps.telescope import telescope_transmission
-
-STAGES = ("ism", "atmosphere", "telescope", "fibre", "noise")
-"""Stages that can be switched off."""
-
-ALWAYS_ON_STAGES = ("stellar", "instrument")
-"""Stages always simulated (the stellar spectrum; LSF, orders and merging): they may be named, never switched off."""
+from simharps.stages import BARYCENTRIC
+from simharps.stellar.model import BuiltinStellarModel
+from simharps.stellar.synthesis import (DEFAULT_VMIC_KMS, GRID_START_AA, WORKING_STEP_KMS, default_vmac_kms,
+                                        lattice_indices, lattice_wavelengths)
 
 TELESCOPE_AREA_CM2 = np.pi / 4.0 * (357.0**2 - 120.0**2)
 """ESO 3.6 m collecting area: 3.57 m primary less a ~1.2 m central obstruction (approximate: it enters only
@@ -115,19 +110,9 @@ REFERENCE = dict(teff_k=5770.0, logg_cgs=4.44, mh_dex=0.0, vsini_kms=2.0, rv_kms
 
 REFERENCE_SNR_550 = 110.0
 
-DEFAULTS = dict(logg_cgs=4.44, mh_dex=0.0, vmic_kms=DEFAULT_VMIC_KMS, vsini_kms=2.0, vmac_kms=None, rv_kms=0.0,
-                ebv_mag=0.0, rv_dust=3.1, extinction_law="G23", ism_rv_kms=0.0, ism_b_kms=DEFAULT_ISM_B_KMS,
-                logn_caii_cm2=None, adr_residual_fraction=DEFAULT_ADR_RESIDUAL_FRACTION, airmass=1.2,
-                pwv_mm=SITES["lasilla"]["median_pwv_mm"],
-                seeing_arcsec=1.0, fibre_offset_arcsec=0.0, fibre_offset_angle_deg=0.0, parallactic_angle_deg=0.0,
-                read_noise_e=Detector.read_noise_e, gain_e_per_adu=Detector.gain_e_per_adu,
-                site="lasilla", instrument="HARPS", instrument_mode="HAM")
-"""Values used for parameters a caller leaves out (``pwv_mm``: the La Silla median, ``simharps.sites``; ``vmac_kms``
-None: the Valenti & Fischer 2005 relation of the star's Teff, recorded in the truth)."""
-
 SMOOTH_STEP_AA = 1.0
-"""Sampling of the smooth factors (V-band scale, photons per erg, dust, continuum extinction, optics, fibre injection),
-multiplied there and interpolated once onto the simulated pixels (observatory frame)."""
+"""Sampling of the smooth factors (V-band scale, photons per erg, the stages' smooth parts), multiplied there and
+interpolated once onto the simulated pixels (observatory frame)."""
 
 VBAND_BLOCK_POINTS = 64
 """The V-band normalisation integrates means of this many lattice points (9.6 km/s at 0.15 km/s) times the smooth
@@ -138,10 +123,6 @@ V_BAND_WINDOW_AA = (BESSELL_V_WAVELENGTH_AA[0], 6900.0)
 0.06 % of its weight, i.e. < 0.001 mag; stopping there lets a full-range product (3781-6913 A) serve as its own
 V-band spectrum and leaves room for RV shifts inside the stellar templates' 3700-7000 A."""
 
-INJECTION_STRIDE = 10
-"""The fibre injection efficiency is computed every 10th point of the 1 A grid and interpolated by a cubic spline in
-between: it departs from the exact values by < 2e-6 even with the ADC off at airmass 2.9 and 0.4" seeing (tested)."""
-
 PIXEL_MARGIN_KMS = 5.0
 """Pixels are simulated when their centres lie within the window widened by BERV_LIMIT_KMS plus this margin (the
 merge interpolates between neighbouring pixel centres, < 1 km/s apart)."""
@@ -149,8 +130,6 @@ merge interpolates between neighbouring pixel centres, < 1 km/s apart)."""
 LATTICE_PAD_KMS = 3.0
 """The lattice extends this far beyond the outermost simulated pixel centres plus the LSF kernel's half-width (which
 covers half a pixel box; this covers the other half and the 6-point stencil)."""
-
-INTERSTELLAR_LINES = (NA_D2, NA_D1, CA_K, CA_H)
 
 
 @dataclass
@@ -192,9 +171,9 @@ class SimulationBatch:
 
 
 @lru_cache(maxsize=1)
-def default_templates():
-    """The process-wide stellar template grid (built lazily, cached on disk; see simharps.stellar.templates)."""
-    return TemplateGrid()
+def default_stellar_model():
+    """The process-wide built-in stellar model (templates built lazily, cached on disk)."""
+    return BuiltinStellarModel()
 
 
 def default_spectrograph(mode="HAM"):
@@ -207,49 +186,21 @@ def _spectrograph(mode):
     return HarpsSpectrograph(resolving_power=MODES[mode].resolving_power)
 
 
-def enabled_stages(stages):
-    """The switchable stages that are on: ``stages`` is None (all), a mapping name -> bool (unnamed ones stay on) or an
-    iterable of the enabled names. ParameterError for unknown names or for switching off an always-on stage."""
-    if stages is None:
-        return set(STAGES)
-    requested = dict(stages) if isinstance(stages, dict) else {name: True for name in stages}
-    unknown = set(requested) - set(STAGES) - set(ALWAYS_ON_STAGES)
-    if unknown:
-        raise ParameterError(f"unknown stage(s) {sorted(unknown)}; stages that can be switched are {list(STAGES)}")
-    off = [name for name in ALWAYS_ON_STAGES if not requested.get(name, True)]
-    if off:
-        raise ParameterError(f"stage(s) {off} are always simulated and cannot be switched off")
-    if isinstance(stages, dict):
-        return {name for name in STAGES if requested.get(name, True)}
-    return set(requested) & set(STAGES)
-
-
 def resolve_parameters(params):
-    """``params`` with defaults filled in and ``berv_kms`` derived; ParameterError naming what cannot be simulated."""
-    values = {**DEFAULTS, **dict(params)}
+    """``params`` checked against the parameter table (unknown names, non-finite values, ranges: ParameterError with
+    the nearest valid name), defaults filled in, ``vmac_kms`` and ``berv_kms`` derived."""
+    check_parameters(params)
+    values = {**DEFAULTS, **{name: value for name, value in dict(params).items() if value is not None}}
+    missing = [name for name, value in values.items() if value is REQUIRED]
+    missing += [name for name in ("teff_k", "vmag", "exptime_s") if name not in values]
+    if missing:
+        raise ParameterError(f"{', '.join(sorted(set(missing)))} required")
     if values["vmac_kms"] is None:
-        values["vmac_kms"] = default_vmac_kms(values["teff_k"]) if values.get("teff_k") is not None else None
+        values["vmac_kms"] = default_vmac_kms(values["teff_k"])
     if values["vmic_kms"] != DEFAULT_VMIC_KMS:
         raise ParameterError(f"vmic_kms={values['vmic_kms']}: the stellar templates are built at vmic_kms="
                              f"{DEFAULT_VMIC_KMS} km/s only")
-    for name in ("teff_k", "vmag", "exptime_s"):
-        if values.get(name) is None:
-            raise ParameterError(f"{name} is required")
-    if not values["exptime_s"] > 0:
-        raise ParameterError(f"exptime_s must be > 0 s, got {values['exptime_s']}")
-    if not -2.0 <= values["vmag"] <= 20.0:
-        raise ParameterError(f"vmag must lie in [-2, 20] mag, got {values['vmag']}")
-    if not values["airmass"] >= 1.0:
-        raise ParameterError(f"airmass must be >= 1, got {values['airmass']}")
-    if not values["pwv_mm"] >= 0.0:
-        raise ParameterError(f"pwv_mm must be >= 0 mm, got {values['pwv_mm']}")
-    if not values["seeing_arcsec"] > 0.0:
-        raise ParameterError(f"seeing_arcsec must be > 0 arcsec, got {values['seeing_arcsec']}")
-    if values["instrument"] != "HARPS":
-        raise ParameterError(f"instrument {values['instrument']!r} is not simulated; only 'HARPS' is")
-    if values["instrument_mode"] not in MODES:
-        raise ParameterError(f"instrument_mode must be one of {sorted(MODES)}, got {values['instrument_mode']!r}")
-    if values.get("fibre_era", "pre2015") != "pre2015":
+    if values["fibre_era"] not in SIMULATED_FIBRE_ERAS:
         raise ParameterError(f"fibre_era {values['fibre_era']!r} is not simulated yet: the order layout and blaze are "
                              "those of the 2003 calibration ('pre2015')")
     if values.get("berv_kms") is None:
@@ -258,16 +209,31 @@ def resolve_parameters(params):
             raise ParameterError(f"berv_kms is derived from ra_deg, dec_deg and mjd_utc; missing {missing}")
         values["berv_kms"] = float(barycentric_correction(values["ra_deg"], values["dec_deg"], values["mjd_utc"],
                                                           values["exptime_s"], site=values["site"]))
+        if abs(values["berv_kms"]) > BERV_LIMIT_KMS:
+            raise ParameterError(f"berv_kms must lie within +-{BERV_LIMIT_KMS} km/s, got {values['berv_kms']}")
     return values
 
 
-def _product_window(window):
+def product_window(window):
+    """(start, stop) of a product window (A, air), default the whole HARPS range; ParameterError when it is not."""
     if window is None:
         return PRODUCT_RANGE_AA
     start, stop = float(window[0]), float(window[1])
+    if not (np.isfinite(start) and np.isfinite(stop)) or start >= stop:
+        raise ParameterError(f"window=({window[0]}, {window[1]}): give START_AA < STOP_AA, both finite")
     if not PRODUCT_RANGE_AA[0] <= start < stop <= PRODUCT_RANGE_AA[1]:
         raise ParameterError(f"window=({start}, {stop}) must lie within {PRODUCT_RANGE_AA[0]}-{PRODUCT_RANGE_AA[1]} A")
     return start, stop
+
+
+def check_window_has_data(start_aa, stop_aa, mode="HAM"):
+    """ParameterError when the window (air, A, barycentric) lies inside the gap between the two CCDs, where no order
+    records light at any BERV: its product would be all zeros (``simulate`` returns them, as the archive does)."""
+    reach = BERV_LIMIT_KMS / C_KMS
+    gap_start, gap_stop = default_spectrograph(mode).layout.ccd_gap_aa
+    if start_aa * (1 - reach) >= gap_start and stop_aa * (1 + reach) <= gap_stop:
+        raise ParameterError(f"window {start_aa:g}-{stop_aa:g} A lies inside the gap between the HARPS CCDs "
+                             f"({gap_start:.1f}-{gap_stop:.1f} A): no order records it; choose a window outside it")
 
 
 def _coarse_grid(wavelength_aa):
@@ -275,32 +241,16 @@ def _coarse_grid(wavelength_aa):
     return np.arange(wavelength_aa[0] - SMOOTH_STEP_AA, wavelength_aa[-1] + 2 * SMOOTH_STEP_AA, SMOOTH_STEP_AA)
 
 
-@lru_cache(maxsize=16)
-def _dust_curve(law, rv_dust):
-    """A(lambda) / E(B-V) of an extinction law on a 1 A grid over 3600-7200 A (air, barycentric): evaluating a
-    dust_extinction law builds astropy models on every call (~7 ms), so each (law, R_V) is evaluated once and
-    interpolated (the curve is smooth on 1 A scales: < 1e-6 of the transmission at E(B-V) = 1)."""
-    wave_aa = np.arange(3600.0, 7201.0, 1.0)
-    magnitudes = -2.5 * np.log10(extinction_transmission(wave_aa, 1.0, rv_dust, law))
-    return wave_aa, magnitudes
-
-
-def _dust_transmission(values, wavelength_bary_aa):
-    """The ISM dust transmission of ``values`` at barycentric air wavelengths (A)."""
-    check_extinction_parameters(values["ebv_mag"], values["rv_dust"], values["extinction_law"])
-    wave_aa, magnitudes = _dust_curve(values["extinction_law"], float(values["rv_dust"]))
-    return 10.0 ** (-0.4 * values["ebv_mag"] * np.interp(wavelength_bary_aa, wave_aa, magnitudes))
-
-
 @dataclass
 class _Star:
     """A star placed on a plan's lattice: broadened, shifted normalised lines (observatory-frame lattice, float32),
-    the rest-frame lines it came from (for the V band), the continuum temperature and the frame factors."""
+    the rest-frame lines it came from (for the V band), its continuum (rest-frame wavelengths -> erg/s/cm^2/A) and
+    the frame factors."""
 
     lines_obs: np.ndarray
     rest_first: int
     rest_lines: np.ndarray
-    temperature_k: float
+    continuum: object
     doppler: float
     berv_factor: float
 
@@ -310,16 +260,17 @@ class ForwardPlan:
 
     * the lattice: the synthesis lattice (0.15 km/s, ``simharps.stellar.synthesis``) read in the observatory frame,
       spanning the order pixels that can reach the window at any BERV, plus the LSF's half-width;
-    * the telluric optical depths of O2 (airmass 1) and H2O (airmass 1, 1 mm PWV) on that lattice;
+    * what each factor stage prepares on the lattice and on the 1 A grid (``Stage.prepare``: the telluric optical
+      depths, the telescope curve, the extinction curve);
     * which pixels are simulated, their widths, blaze, and the interpolation of the smooth factors (1 A grid) onto
       them; the lattice -> pixel extraction and the pixel -> product-bin merge (``simharps.extraction``).
     """
 
-    def __init__(self, start_aa, stop_aa, templates, spectrograph):
+    def __init__(self, start_aa, stop_aa, spectrograph, step_kms=WORKING_STEP_KMS):
         layout = spectrograph.layout
         self.lsf_fwhm_kms = spectrograph.lsf_fwhm_kms
         self.grid = product_grid(start_aa, stop_aa)
-        self.step_kms = templates.step_kms
+        self.step_kms = step_kms
         reach = (BERV_LIMIT_KMS + PIXEL_MARGIN_KMS) / C_KMS
         centres = layout.pixel_wavelength_air_aa
         pixels = (centres >= self.grid[0] * (1.0 - reach)) & (centres <= self.grid[-1] * (1.0 + reach))
@@ -333,15 +284,12 @@ class ForwardPlan:
         self.wavelength_obs_aa = lattice_wavelengths(self.first, last, self.step_kms)
         self.extraction = LatticeExtraction(layout, np.log(self.wavelength_obs_aa[0]), self.step_kms,
                                             self.wavelength_obs_aa.size, pixels, spectrograph.lsf_fwhm_kms)
-        tau = telluric_optical_depth(self.wavelength_obs_aa, 1.0, PWV_REFERENCE_MM)
-        self.tau_o2 = tau["O2"].astype(np.float32)
-        self.tau_h2o = tau["H2O"].astype(np.float32)
         flat = self.extraction.flat_index
         self.pixel_wave_obs_aa = centres.ravel()[flat]
         self.pixel_scale = (layout.blaze.ravel()[flat] * self.extraction.width_kms).astype(np.float32)
         self.coarse_obs_aa = _coarse_grid([self.pixel_wave_obs_aa.min(), self.pixel_wave_obs_aa.max()])
-        self.telescope = telescope_transmission(self.coarse_obs_aa)
-        self.extinction_mag = extinction_mag_per_airmass(self.coarse_obs_aa)
+        self.prepared = {stage.name: stage.prepare(self.wavelength_obs_aa, self.coarse_obs_aa)
+                         for stage in active_factors(enabled_stages(None))}
         position = (self.pixel_wave_obs_aa - self.coarse_obs_aa[0]) / SMOOTH_STEP_AA
         self.coarse_index = np.floor(position).astype(np.int64)
         self.coarse_fraction = (position - self.coarse_index).astype(np.float32)
@@ -353,8 +301,9 @@ class ForwardPlan:
         found = (where < flat.size) & (flat[np.minimum(where, flat.size - 1)] == sn50)
         self.sn50_pixels = where[found] if found.all() else None
 
-    def place_star(self, templates, values):
-        """Interpolate, broaden and shift the star onto the observatory-frame lattice (``_Star``)."""
+    def place_star(self, model, values):
+        """Take the star's rest-frame lines from ``model`` (a ``StellarModel``), broaden and shift them onto the
+        observatory-frame lattice (``_Star``)."""
         doppler = doppler_factor(values["rv_kms"])
         berv_factor = 1.0 + values["berv_kms"] / C_KMS
         shift = (np.log(doppler) - np.log(berv_factor)) * C_KMS / self.step_kms
@@ -363,120 +312,82 @@ class ForwardPlan:
                                                  shift - whole)
         n = self.wavelength_obs_aa.size
         rest_first = self.first - whole - half
-        lo = rest_first - templates.first
-        hi = lo + n + 2 * half
-        if lo < 0 or hi > templates.wavelength_air_aa.size:
-            raise ParameterError(f"rv_kms={values['rv_kms']} moves the window outside the stellar templates' "
-                                 f"{templates.wavelength_air_aa[0]:.0f}-{templates.wavelength_air_aa[-1]:.0f} A")
-        rest_lines, ratio = templates.interpolate(values["teff_k"], values["logg_cgs"], values["mh_dex"],
-                                                  slice(lo, hi))
+        rest_lines, continuum = model.rest_spectrum(values["teff_k"], values["logg_cgs"], values["mh_dex"],
+                                                    rest_first, rest_first + n + 2 * half,
+                                                    what=f"rv_kms={values['rv_kms']}")
         lines_obs = overlap_save_samples(overlap_save(rest_lines, kernel.astype(np.float32)), kernel.size, n)
-        return _Star(lines_obs, rest_first, rest_lines, ratio * values["teff_k"], doppler, berv_factor)
+        return _Star(lines_obs, rest_first, rest_lines, continuum, doppler, berv_factor)
 
-    def interstellar_lines(self, values, star):
-        """exp(-tau) of the interstellar Na I D / Ca II lines on the lattice, or None (computed near the lines only)."""
-        if values["ebv_mag"] <= 0 and values["logn_caii_cm2"] is None:
-            return None
-        wave_bary = self.wavelength_obs_aa * star.berv_factor
-        centres = np.array([line.wavelength_air_aa for line in INTERSTELLAR_LINES]) * doppler_factor(
-            values["ism_rv_kms"])
-        near = np.zeros(wave_bary.size, dtype=bool)
-        for centre in centres:
-            lo, hi = np.searchsorted(wave_bary, centre * np.exp(np.array([-1.0, 1.0]) * LINE_REACH_KMS / C_KMS))
-            near[lo:hi] = True
-        transmission = np.ones(wave_bary.size, dtype=np.float32)
-        tau = interstellar_optical_depth(wave_bary[near], values["ebv_mag"], values["ism_rv_kms"], values["ism_b_kms"],
-                                         values["logn_caii_cm2"])
-        transmission[near] = np.exp(-tau)
-        return transmission
-
-    def telluric_lines(self, values):
-        """O2 + H2O line transmission on the lattice (observatory frame), float32."""
-        airmass = np.float32(values["airmass"])
-        water = np.float32(values["airmass"] * values["pwv_mm"] / PWV_REFERENCE_MM)
-        depth = self.tau_o2 * airmass
-        depth += self.tau_h2o * water
-        np.negative(depth, out=depth)
-        return np.exp(depth, out=depth)
-
-    def vband_scale(self, templates, values, enabled, star):
+    def vband_scale(self, model, values, factors, star):
         """Factor turning the star's surface flux into f_lambda (erg/s/cm^2/A) above the atmosphere for its V = vmag.
 
-        ``vmag`` is the observed magnitude, so it includes interstellar reddening when the ISM stage is on. The V-band
-        integral uses the unbroadened rest-frame lines (broadening moves flux by < 0.1 A, which changes V by < 1e-5
-        mag) at barycentric wavelengths, as means of ``VBAND_BLOCK_POINTS`` lattice points times the smooth factors at
-        the block centres.
+        ``vmag`` is the observed magnitude, so it includes the smooth parts of the barycentric-frame stages that are
+        on (interstellar dust). The V-band integral uses the unbroadened rest-frame lines (broadening moves flux by
+        < 0.1 A, which changes V by < 1e-5 mag) at barycentric wavelengths, as means of ``VBAND_BLOCK_POINTS``
+        lattice points times the smooth factors at the block centres.
         """
         band_rest = np.array([BESSELL_V_WAVELENGTH_AA[0], V_BAND_WINDOW_AA[1]]) / star.doppler
         first, last = lattice_indices(band_rest[0], band_rest[1], self.step_kms)
         last = first + (last - first + VBAND_BLOCK_POINTS) // VBAND_BLOCK_POINTS * VBAND_BLOCK_POINTS - 1
         start = first - star.rest_first
-        if first < templates.first or last > templates.last:
-            raise ParameterError(f"rv_kms={values['rv_kms']} moves the V band outside the stellar templates' "
-                                 f"{templates.wavelength_air_aa[0]:.0f}-{templates.wavelength_air_aa[-1]:.0f} A")
         if start >= 0 and last - star.rest_first < star.rest_lines.size:
-            lines = star.rest_lines[start:start + last - first + 1]
+            lines, continuum = star.rest_lines[start:start + last - first + 1], star.continuum
         else:
-            lines = templates.interpolate(values["teff_k"], values["logg_cgs"], values["mh_dex"],
-                                          slice(first - templates.first, last - templates.first + 1))[0]
+            lines, continuum = model.rest_spectrum(values["teff_k"], values["logg_cgs"], values["mh_dex"], first,
+                                                   last + 1, what=f"rv_kms={values['rv_kms']} (V band)")
         mean_lines = lines.reshape(-1, VBAND_BLOCK_POINTS).mean(axis=1, dtype=float)
         centre = first + 0.5 * (VBAND_BLOCK_POINTS - 1) + VBAND_BLOCK_POINTS * np.arange(mean_lines.size)
         wave = GRID_START_AA * np.exp(centre * self.step_kms / C_KMS)
-        flux = mean_lines * planck_flux(wave, star.temperature_k)
+        flux = mean_lines * continuum(wave)
         wave_bary = wave * star.doppler
-        if "ism" in enabled and values["ebv_mag"] > 0:
-            flux = flux * _dust_transmission(values, wave_bary)
+        for stage in factors:
+            if stage.frame == BARYCENTRIC:
+                factor = stage.smooth(None, values, wave_bary, 1.0)
+                if factor is not None:
+                    flux = flux * factor
         return 10.0 ** (-0.4 * (values["vmag"] - synthetic_vmag(wave_bary, flux)))
 
-    def smooth_response(self, values, enabled, berv_factor):
-        """Product of the smooth factors on the 1 A grid: ISM dust (at the barycentric wavelengths), continuum
-        extinction, telescope and fibre injection (observatory frame)."""
-        factor = np.ones_like(self.coarse_obs_aa)
-        if "ism" in enabled and values["ebv_mag"] > 0:
-            factor *= _dust_transmission(values, self.coarse_obs_aa * berv_factor)
-        if "atmosphere" in enabled:
-            factor *= 10.0 ** (-0.4 * values["airmass"] * self.extinction_mag)
-        if "telescope" in enabled:
-            factor *= self.telescope
-        if "fibre" in enabled:
-            nodes = self.coarse_obs_aa[np.unique(np.append(np.arange(0, self.coarse_obs_aa.size, INJECTION_STRIDE),
-                                                           self.coarse_obs_aa.size - 1))]
-            efficiency = injection_efficiency(
-                nodes, values["seeing_arcsec"], values["airmass"], values["fibre_offset_arcsec"],
-                fibre_offset_angle_deg=values["fibre_offset_angle_deg"],
-                parallactic_angle_deg=values["parallactic_angle_deg"],
-                adr_residual_fraction=values["adr_residual_fraction"],
-                fibre_diameter_arcsec=MODES[values["instrument_mode"]].fibre_diameter_arcsec)
-            factor *= CubicSpline(nodes, efficiency)(self.coarse_obs_aa)
-        return factor
+    def smooth_response(self, values, factors, berv_factor):
+        """Product of the factor stages' smooth parts on the 1 A grid (observatory frame)."""
+        response = np.ones_like(self.coarse_obs_aa)
+        for stage in factors:
+            factor = stage.smooth(self.prepared[stage.name], values, self.coarse_obs_aa, berv_factor)
+            if factor is not None:
+                response *= factor
+        return response
 
-    def continuum_photons(self, templates, values, enabled, star, efficiency):
+    def continuum_photons(self, model, values, factors, star, efficiency):
         """Continuum photons per km/s entering the spectrograph at each simulated pixel (observatory frame): the
         stellar continuum scaled to V, photons per erg, area x time x efficiency and every smooth factor, evaluated on
         the 1 A grid and interpolated to the pixels."""
         coarse_bary = self.coarse_obs_aa * star.berv_factor
-        scale = self.vband_scale(templates, values, enabled, star)
-        continuum = planck_flux(coarse_bary / star.doppler, star.temperature_k)
+        scale = self.vband_scale(model, values, factors, star)
+        continuum = star.continuum(coarse_bary / star.doppler)
         per_kms = TELESCOPE_AREA_CM2 * values["exptime_s"] * coarse_bary / C_KMS * efficiency
         smooth = (photon_flux(coarse_bary, scale * continuum) * per_kms
-                  * self.smooth_response(values, enabled, star.berv_factor))
+                  * self.smooth_response(values, factors, star.berv_factor))
         below, above = neighbour_pairs(smooth.astype(np.float32), self.coarse_index)
         return below + self.coarse_fraction * (above - below)
 
-    def expected(self, values, enabled, efficiency):
+    def narrow_factors(self, values, factors, star):
+        """The factor stages' narrow parts on the lattice, in chain order: [(truth component, float32 array)]."""
+        narrow = []
+        for stage in factors:
+            factor = stage.narrow(self.prepared[stage.name], values, self.wavelength_obs_aa, star.berv_factor)
+            if factor is not None:
+                narrow.append((stage.component, factor))
+        return narrow
+
+    def expected(self, model, values, factors, efficiency):
         """Expected photo-electrons per simulated pixel (flat, float32) and the pieces behind them."""
-        templates = default_templates()
-        star = self.place_star(templates, values)
+        star = self.place_star(model, values)
+        narrow = self.narrow_factors(values, factors, star)
         density = star.lines_obs
-        ism = self.interstellar_lines(values, star) if "ism" in enabled else None
-        if ism is not None:
-            density = density * ism
-        telluric = self.telluric_lines(values) if "atmosphere" in enabled else None
-        if telluric is not None:
-            density = density * telluric
-        continuum_e = self.continuum_photons(templates, values, enabled, star, efficiency) * self.pixel_scale
+        for _, factor in narrow:
+            density = density * factor
+        continuum_e = self.continuum_photons(model, values, factors, star, efficiency) * self.pixel_scale
         expected_e = continuum_e * self.extraction.pixel_means(density)
-        return expected_e, continuum_e, star, ism, telluric
+        return expected_e, continuum_e, star, narrow
 
     def sn50(self, expected_e, variance_e):
         """Median expected S/N per extracted pixel over the centre of order 50 (None when it is not simulated)."""
@@ -484,44 +395,182 @@ class ForwardPlan:
             return None
         return float(np.median(expected_e[self.sn50_pixels] / np.sqrt(variance_e[self.sn50_pixels])))
 
-    def lsf_components(self, values, star, ism, telluric):
-        """The stellar (with ISM lines) and telluric transmission spectra, LSF-convolved, on the product grid.
-
-        The LSF-convolved lattice is kept every 2nd point (it has no power above that Nyquist frequency) and read at
-        the bins by the quintic through the 6 nearest samples (< 1e-5 of a line's depth)."""
-        lsf = gaussian_kernel(self.step_kms, self.lsf_fwhm_kms, truncate_sigma=LSF_HALF_WIDTH_SIGMA).astype(np.float32)
-        half = lsf.size // 2
-        position = ((np.log(self.grid / self.wavelength_obs_aa[0]) - np.log(star.berv_factor)) * C_KMS / self.step_kms
-                    - half) / 2.0
-        reader = QuinticReader(position)
-        n_samples = (self.wavelength_obs_aa.size - lsf.size) // 2 + 1
+    def lsf_components(self, star, narrow):
+        """The stellar (star x the narrow factors of component ``stellar``) and telluric (narrow factors of component
+        ``telluric``) transmission spectra, LSF-convolved, on the product grid (``lsf_on_grid``)."""
         parts = {"telluric": np.ones(self.grid.size, dtype=np.float32)}
-        for name, narrow in (("stellar", star.lines_obs * (ism if ism is not None else 1.0)), ("telluric", telluric)):
-            if narrow is not None:
-                smoothed = overlap_save_samples(overlap_save(narrow.astype(np.float32), lsf, 2), lsf.size, n_samples, 2)
-                parts[name] = reader.read(smoothed)
+        for name, start in (("stellar", star.lines_obs), ("telluric", None)):
+            spectrum = start
+            for component, factor in narrow:
+                if component == name:
+                    spectrum = factor if spectrum is None else spectrum * factor
+            if spectrum is not None:
+                parts[name] = lsf_on_grid(spectrum, self.wavelength_obs_aa[0], self.step_kms, self.lsf_fwhm_kms,
+                                          self.grid, star.berv_factor)
         return parts
 
 
-def forward_plan(start_aa, stop_aa, mode="HAM"):
-    """The ForwardPlan of a product window and observing mode (cached: building one costs ~0.4 s, a full-range plan
-    holds ~60 MB)."""
-    return _forward_plan(float(start_aa), float(stop_aa), mode)
+def lsf_on_grid(lattice_values, lattice_start_aa, step_kms, lsf_fwhm_kms, grid_aa, berv_factor):
+    """A narrow spectrum on an observatory-frame lattice (uniform in ln lambda from ``lattice_start_aa``), convolved
+    with the Gaussian LSF and read at the barycentric wavelengths ``grid_aa`` (float32).
+
+    The LSF-convolved lattice is kept every 2nd point (it has no power above that Nyquist frequency) and read at the
+    bins by the quintic through the 6 nearest samples (< 1e-5 of a line's depth). The lattice must reach the LSF's
+    half-width plus 3 samples beyond the grid on both sides."""
+    lsf = gaussian_kernel(step_kms, lsf_fwhm_kms, truncate_sigma=LSF_HALF_WIDTH_SIGMA).astype(np.float32)
+    half = lsf.size // 2
+    position = ((np.log(np.asarray(grid_aa) / lattice_start_aa) - np.log(berv_factor)) * C_KMS / step_kms
+                - half) / 2.0
+    n_samples = (lattice_values.size - lsf.size) // 2 + 1
+    if position.min() < 2 or position.max() > n_samples - 4:
+        raise ParameterError("the lattice does not cover the grid plus the LSF's reach")
+    smoothed = overlap_save_samples(overlap_save(lattice_values.astype(np.float32), lsf, 2), lsf.size, n_samples, 2)
+    return QuinticReader(position).read(smoothed)
 
 
-@lru_cache(maxsize=4)
-def _forward_plan(start_aa, stop_aa, mode):
-    return ForwardPlan(start_aa, stop_aa, default_templates(), default_spectrograph(mode))
+def telluric_component(grid_aa, berv_kms, airmass, pwv_mm, resolving_power):
+    """The telluric truth component of a product on the barycentric ``grid_aa`` (air, A), computed exactly as a
+    simulated product's: the atmosphere stage's narrow part on the 0.15 km/s lattice (observatory frame), the
+    Gaussian LSF of ``resolving_power``, read at the grid moved by the BERV (``lsf_on_grid``). Used by ingest for
+    real products. NaN where the telluric tables do not reach."""
+    from simharps.lsf import fwhm_kms_from_resolution
+    from simharps.stages import AtmosphereStage
+    from simharps.telluric import default_telluric_model
+
+    grid = np.asarray(grid_aa, dtype=float)
+    berv_factor = 1.0 + berv_kms / C_KMS
+    fwhm_kms = fwhm_kms_from_resolution(resolving_power)
+    pad = np.exp((LSF_HALF_WIDTH_SIGMA * fwhm_kms / FWHM_PER_SIGMA + LATTICE_PAD_KMS) / C_KMS)
+    table_lo, table_hi = default_telluric_model().range_air_aa
+    inside = (grid / berv_factor >= table_lo * pad) & (grid / berv_factor <= table_hi / pad)
+    out = np.full(grid.size, np.nan)
+    if not inside.any():
+        return out
+    first, last = lattice_indices(grid[inside][0] / berv_factor / pad, grid[inside][-1] / berv_factor * pad,
+                                  WORKING_STEP_KMS)
+    lattice = lattice_wavelengths(first, last, WORKING_STEP_KMS)
+    stage = AtmosphereStage()
+    transmission = stage.narrow(stage.prepare(lattice, None), dict(airmass=airmass, pwv_mm=pwv_mm), lattice,
+                                berv_factor)
+    out[inside] = lsf_on_grid(transmission, lattice[0], WORKING_STEP_KMS, fwhm_kms, grid[inside], berv_factor)
+    return out
+
+
+class Simulator:
+    """The chain with a stellar model and spectrographs: plans built lazily per (window, mode) and reused.
+
+    ``stellar_model``: a ``simharps.stellar.model.StellarModel`` (default: the built-in synthesis);
+    ``spectrographs``: {mode: HarpsSpectrograph} (default: one per ``MODES`` entry). The grey efficiency ``eps`` is
+    calibrated on the HARPS reference with the built-in star and this simulator's HAM spectrograph. Pickling keeps
+    the models and drops the plans (rebuilt in a worker on first use)."""
+
+    MAX_PLANS = 4
+
+    def __init__(self, stellar_model=None, spectrographs=None):
+        self.stellar_model = stellar_model if stellar_model is not None else default_stellar_model()
+        self.spectrographs = dict(spectrographs or {})
+        self._plans = {}
+        self._efficiency = None
+
+    def __getstate__(self):
+        return {**self.__dict__, "_plans": {}, "_efficiency": None}
+
+    def spectrograph(self, mode="HAM"):
+        return self.spectrographs[mode] if mode in self.spectrographs else default_spectrograph(mode)
+
+    def plan(self, start_aa, stop_aa, mode="HAM"):
+        """The ForwardPlan of a product window and observing mode (building one costs ~0.4 s; full range ~60 MB)."""
+        key = (float(start_aa), float(stop_aa), mode)
+        if key not in self._plans:
+            if len(self._plans) >= self.MAX_PLANS:
+                self._plans.pop(next(iter(self._plans)))
+            self._plans[key] = ForwardPlan(*key[:2], self.spectrograph(mode), self.stellar_model.step_kms)
+        return self._plans[key]
+
+    @property
+    def efficiency(self):
+        """Grey spectrograph + CCD efficiency ``eps`` that gives the HARPS reference S/N (110 at order 50)."""
+        if self._efficiency is None:
+            self._efficiency = reference_efficiency(self.spectrograph("HAM"))
+        return self._efficiency
+
+    def simulate(self, params, seed, *, components=False, stages=None, window=None, expected_product=True):
+        """One product; see the module docstring."""
+        factors = active_factors(enabled_stages(stages))
+        values = resolve_parameters(params)
+        start_aa, stop_aa = product_window(window)
+        if abs(values["berv_kms"]) > BERV_LIMIT_KMS:
+            raise ParameterError(f"berv_kms must lie within +-{BERV_LIMIT_KMS} km/s, got {values['berv_kms']}")
+        plan = self.plan(start_aa, stop_aa, values["instrument_mode"])
+        efficiency = self.efficiency
+        expected_e, continuum_e, star, narrow = plan.expected(self.stellar_model, values, factors, efficiency)
+
+        detector = Detector(read_noise_e=values["read_noise_e"], gain_e_per_adu=values["gain_e_per_adu"])
+        noisy = "noise" in enabled_stages(stages)
+        if noisy:
+            counts_e, variance_e, _ = detector.draw_e(expected_e, values["exptime_s"], np.random.default_rng(seed))
+        else:
+            counts_e = expected_e
+            variance_e = detector.variance_e(expected_e, values["exptime_s"])
+        rows = [counts_e] + ([expected_e] if expected_product and noisy else []) + ([continuum_e] if components else [])
+        merged = plan.merge_plan.merge(np.stack(rows), variance_e, values["berv_kms"])
+
+        truth = {name: values.get(name) for name in sorted(values)}
+        truth.update(snr_550=plan.sn50(expected_e, variance_e), stages=sorted(enabled_stages(stages)),
+                     window_start_aa=start_aa, window_stop_aa=stop_aa, efficiency=efficiency,
+                     stellar_model=self.stellar_model.name)
+        parts = {}
+        if components:
+            parts = plan.lsf_components(star, narrow)
+            parts["response"] = merged.flux[-1]
+        flux_expected = (merged.flux[1] if noisy else merged.flux[0]) if expected_product else None
+        return Simulation(plan.grid, merged.flux[0], merged.error, flux_expected, truth, parts)
+
+    def simulate_batch(self, params_list, seeds, *, components=False, stages=None, window=None):
+        """Many products on one grid; a spectrum that fails is reported in ``failed``, never fatal."""
+        params_list = list(params_list)
+        seeds = list(seeds)
+        if len(seeds) != len(params_list):
+            raise ParameterError(f"need one seed per parameter set: {len(params_list)} sets, {len(seeds)} seeds")
+        grid = product_grid(*product_window(window))
+        flux = np.full((len(params_list), grid.size), np.nan, dtype=np.float32)
+        error = np.full_like(flux, np.nan)
+        parts, truth, failed = {}, [], []
+        for index, (params, seed) in enumerate(zip(params_list, seeds)):
+            try:
+                sim = self.simulate(params, seed, components=components, stages=stages, window=window,
+                                    expected_product=False)
+            except SimharpsError as problem:
+                failed.append((index, str(problem)))
+                truth.append(dict(params))
+                continue
+            flux[index], error[index] = sim.flux, sim.error
+            for name, array in sim.components.items():
+                parts.setdefault(name, np.full_like(flux, np.nan))[index] = array
+            truth.append(sim.truth)
+        return SimulationBatch(grid, flux, error, truth, parts, failed)
+
+
+def reference_efficiency(spectrograph=None):
+    """Grey spectrograph + CCD efficiency ``eps`` that gives the HARPS reference S/N (110 at order 50) with the
+    built-in star (cached for the default spectrograph)."""
+    if spectrograph is None or spectrograph is default_spectrograph():
+        return _default_efficiency()
+    return _calibrate(spectrograph)
 
 
 @lru_cache(maxsize=1)
-def reference_efficiency():
-    """Grey spectrograph + CCD efficiency ``eps`` that gives the HARPS reference S/N (110 at order 50)."""
+def _default_efficiency():
+    return _calibrate(default_spectrograph())
+
+
+def _calibrate(spectrograph):
     detector = Detector(read_noise_e=DEFAULTS["read_noise_e"], gain_e_per_adu=DEFAULTS["gain_e_per_adu"])
-    layout = default_spectrograph().layout
+    layout = spectrograph.layout
     start, stop = layout.valid_range_air_aa[layout.order_index(SN50_ORDER)]
-    plan = forward_plan(float(start) + 1.0, float(stop) - 1.0)
-    expected_e = plan.expected(resolve_parameters(REFERENCE), set(STAGES), efficiency=1.0)[0]
+    plan = ForwardPlan(float(start) + 1.0, float(stop) - 1.0, spectrograph)
+    factors = active_factors(enabled_stages(None))
+    expected_e = plan.expected(default_stellar_model(), resolve_parameters(REFERENCE), factors, efficiency=1.0)[0]
     signal_at_unit_eps = float(np.median(expected_e[plan.sn50_pixels]))
     read_variance = detector.n_window * detector.read_noise_e**2
     snr2 = REFERENCE_SNR_550**2
@@ -529,62 +578,25 @@ def reference_efficiency():
     return signal_needed / signal_at_unit_eps
 
 
-def _simulate(params, seed, *, components=False, stages=None, window=None, expected_product=True):
-    enabled = enabled_stages(stages)
-    values = resolve_parameters(params)
-    start_aa, stop_aa = _product_window(window)
-    if abs(values["berv_kms"]) > BERV_LIMIT_KMS:
-        raise ParameterError(f"berv_kms must lie within +-{BERV_LIMIT_KMS} km/s, got {values['berv_kms']}")
-    plan = forward_plan(start_aa, stop_aa, values["instrument_mode"])
-    efficiency = reference_efficiency()
-    expected_e, continuum_e, star, ism, telluric = plan.expected(values, enabled, efficiency)
+@lru_cache(maxsize=1)
+def default_simulator():
+    """The process-wide simulator: built-in star, default spectrographs."""
+    return Simulator()
 
-    detector = Detector(read_noise_e=values["read_noise_e"], gain_e_per_adu=values["gain_e_per_adu"])
-    if "noise" in enabled:
-        counts_e, variance_e, _ = detector.draw_e(expected_e, values["exptime_s"], np.random.default_rng(seed))
-    else:
-        counts_e = expected_e
-        variance_e = detector.variance_e(expected_e, values["exptime_s"])
-    noisy = "noise" in enabled
-    rows = [counts_e] + ([expected_e] if expected_product and noisy else []) + ([continuum_e] if components else [])
-    merged = plan.merge_plan.merge(np.stack(rows), variance_e, values["berv_kms"])
 
-    truth = {name: values.get(name) for name in sorted(values)}
-    truth.update(snr_550=plan.sn50(expected_e, variance_e), stages=sorted(enabled), window_start_aa=start_aa,
-                 window_stop_aa=stop_aa, efficiency=efficiency)
-    parts = {}
-    if components:
-        parts = plan.lsf_components(values, star, ism, telluric)
-        parts["response"] = merged.flux[-1]
-    flux_expected = (merged.flux[1] if noisy else merged.flux[0]) if expected_product else None
-    return Simulation(plan.grid, merged.flux[0], merged.error, flux_expected, truth, parts)
+def forward_plan(start_aa, stop_aa, mode="HAM"):
+    """The default simulator's ForwardPlan of a product window and observing mode."""
+    return default_simulator().plan(start_aa, stop_aa, mode)
 
 
 def simulate(params, seed, *, components=False, stages=None, window=None):
-    """Simulate one HARPS product; see the module docstring. ``seed``: int or numpy SeedSequence."""
-    return _simulate(params, seed, components=components, stages=stages, window=window)
+    """Simulate one HARPS product with the default simulator; see the module docstring. ``seed``: int or numpy
+    SeedSequence."""
+    return default_simulator().simulate(params, seed, components=components, stages=stages, window=window)
 
 
 def simulate_batch(params_list, seeds, *, components=False, stages=None, window=None):
-    """Simulate many products on one grid; a spectrum that fails is reported in ``failed``, never fatal."""
-    params_list = list(params_list)
-    seeds = list(seeds)
-    if len(seeds) != len(params_list):
-        raise ParameterError(f"need one seed per parameter set: {len(params_list)} sets, {len(seeds)} seeds")
-    grid = product_grid(*_product_window(window))
-    flux = np.full((len(params_list), grid.size), np.nan, dtype=np.float32)
-    error = np.full_like(flux, np.nan)
-    parts, truth, failed = {}, [], []
-    for index, (params, seed) in enumerate(zip(params_list, seeds)):
-        try:
-            sim = _simulate(params, seed, components=components, stages=stages, window=window,
-                            expected_product=False)
-        except SimharpsError as problem:
-            failed.append((index, str(problem)))
-            truth.append(dict(params))
-            continue
-        flux[index], error[index] = sim.flux, sim.error
-        for name, array in sim.components.items():
-            parts.setdefault(name, np.full_like(flux, np.nan))[index] = array
-        truth.append(sim.truth)
-    return SimulationBatch(grid, flux, error, truth, parts, failed)
+    """Simulate many products on one grid with the default simulator; a spectrum that fails is reported in
+    ``failed``, never fatal."""
+    return default_simulator().simulate_batch(params_list, seeds, components=components, stages=stages,
+                                              window=window)

@@ -13,16 +13,19 @@ Example
 >>> dataset = simulate_scenario(load_scenario("scenarios/ci.yaml"), "runs/ci")
 """
 
-from functools import partial
+from functools import lru_cache, partial
+from pathlib import Path
 
 import numpy as np
 
+from simharps.chain import STAGE_NAMES, enabled_stages
 from simharps.dataset import Channels, generate, write_dataset
 from simharps.errors import ParameterError, SimharpsError
-from simharps.forward import (ALWAYS_ON_STAGES, DEFAULTS, STAGES, default_templates, enabled_stages,
-                              resolve_parameters, simulate_batch)
+from simharps.forward import Simulator, default_simulator, resolve_parameters
 from simharps.ingest import prepare_files
+from simharps.parameters import DEFAULTS
 from simharps.scenario import sample_population, spectrum_seed
+from simharps.stellar.model import GridStellarModel
 
 CHUNK_SIZE = 16
 """Spectra per chunk file and per forward-model batch."""
@@ -57,13 +60,15 @@ def _channels(scenario):
                     method=scenario.subsample.method)
 
 
-def simulate_dataset_batch(rows, seeds, **options):
-    """``simharps.forward.simulate_batch`` with no-data bins as NaN, the dataset convention of real and simulated sets.
+def simulate_dataset_batch(rows, seeds, stellar_model="builtin", **options):
+    """``Simulator.simulate_batch`` with no-data bins as NaN, the dataset convention of real and simulated sets.
 
-    The products themselves keep the archive's zeros where no order reaches (the CCD gap, the ends); a dataset
-    marks them NaN in ``flux`` and ``error`` exactly as ingest does for real products.
+    ``stellar_model``: ``"builtin"`` or ``"phoenix:DIRECTORY"`` (plain text, so that it enters the dataset
+    fingerprint; the simulator is built once per process). The products themselves keep the archive's zeros where no
+    order reaches (the CCD gap, the ends); a dataset marks them NaN in ``flux`` and ``error`` exactly as ingest does
+    for real products.
     """
-    batch = simulate_batch(rows, seeds, **options)
+    batch = _simulator(stellar_model).simulate_batch(rows, seeds, **options)
     no_data = batch.error == 0
     batch.flux[no_data] = np.nan
     batch.error[no_data] = np.nan
@@ -84,19 +89,23 @@ def _check_simulable(scenario, rows, stages):
         raise SimharpsError(f"{scenario.path}: {problem}") from problem
 
 
-def _build_templates(rows, workers, progress):
-    """Synthesise the stellar template nodes the population needs and the disk cache lacks, before the run (in
-    parallel, and so that workers never build the same node twice)."""
-    templates = default_templates()
-    stars = []
-    for row in rows:
-        values = {**DEFAULTS, **row}
-        try:
-            templates.corners(values["teff_k"], values["logg_cgs"], values["mh_dex"])
-        except ParameterError:
-            continue  # outside the grid: that spectrum fails on its own and is recorded as failed
-        stars.append((values["teff_k"], values["logg_cgs"], values["mh_dex"]))
-    templates.build(templates.missing(stars), workers=workers, progress=progress)
+def stellar_model_spec(scenario):
+    """The scenario's stellar model as text: ``"builtin"``, or ``"phoenix:DIRECTORY"`` (``phoenix_dir`` resolved
+    against the scenario file's folder)."""
+    if scenario.model.stellar_model == "builtin":
+        return "builtin"
+    directory = Path(scenario.model.phoenix_dir)
+    if not directory.is_absolute() and scenario.path is not None:
+        directory = scenario.path.resolve().parent / directory
+    return f"phoenix:{directory}"
+
+
+@lru_cache(maxsize=2)
+def _simulator(spec):
+    """The simulator of a stellar-model spec (``stellar_model_spec``); ParameterError for a bad grid directory."""
+    if spec == "builtin":
+        return default_simulator()
+    return Simulator(GridStellarModel.phoenix(spec.partition(":")[2]))
 
 
 def simulate_scenario(scenario, out_dir, *, workers=1, scheduler=None, progress=True, overwrite=False):
@@ -106,15 +115,20 @@ def simulate_scenario(scenario, out_dir, *, workers=1, scheduler=None, progress=
     if scenario.kind == "real":
         return ingest_paths(scenario.source_paths(), out_dir, workers=workers, progress=progress,
                             overwrite=overwrite, manifest_extra=manifest_extra)
-    if scenario.model.stellar_model != "builtin":
-        raise SimharpsError(f"{scenario.path}: stellar_model {scenario.model.stellar_model!r} is not wired into the "
-                            "forward model yet; use stellar_model: builtin")
-    stages = {name: name in scenario.stages for name in STAGES + ALWAYS_ON_STAGES}
+    stages = {name: name in scenario.stages for name in STAGE_NAMES}
     rows = population_rows(scenario)
     _check_simulable(scenario, rows, stages)
-    _build_templates(rows, workers, progress)
+    scenario.check_disk(out_dir)
+    spec = stellar_model_spec(scenario)
+    try:
+        model = _simulator(spec).stellar_model
+    except ParameterError as problem:
+        raise SimharpsError(f"{scenario.path}: phoenix_dir: {problem}") from problem
+    stars = [tuple({**DEFAULTS, **row}[name] for name in ("teff_k", "logg_cgs", "mh_dex")) for row in rows]
+    model.prepare(stars, workers=workers, progress=progress)
+    model_option = {} if spec == "builtin" else {"stellar_model": spec}   # builtin: the fingerprint of older sets
     simulate = partial(simulate_dataset_batch, components=scenario.components, stages=stages,
-                       window=scenario.window_aa)
+                       window=scenario.window_aa, **model_option)
     return generate(rows, scenario.seed, out_dir, simulate, chunk_size=CHUNK_SIZE,
                     workers=workers, scheduler=scheduler, channels=_channels(scenario), progress=progress,
                     scenario_text=scenario.text, manifest_extra=manifest_extra, overwrite=overwrite)
@@ -122,14 +136,17 @@ def simulate_scenario(scenario, out_dir, *, workers=1, scheduler=None, progress=
 
 def ingest_paths(paths, out_dir, *, workers=1, progress=True, overwrite=False, labels_csv=None,
                  manifest_extra=None):
-    """Ingest archive files and folders into a dataset; rejected files are listed with reasons in the manifest."""
+    """Ingest archive files and folders into a dataset; the manifest lists the rejected files (``rejected``, with
+    duplicates of identical content) and the paths skipped as naming a file already listed (``skipped``), with
+    reasons. Each file is ingested once."""
     result = prepare_files(paths, labels_csv=labels_csv, workers=workers,
                            progress=None if progress else False)  # None: a bar only when stderr is a terminal
     if not result.rows:
         reasons = "; ".join(f"{path}: {reason}" for path, reason in result.rejected) or "no FITS files found"
         raise SimharpsError(f"nothing to ingest ({reasons})")
     arrays = {"flux": result.flux, "error": result.error, **result.components}
-    extra = {**(manifest_extra or {}), "rejected": [{"path": path, "reason": reason}
-                                                      for path, reason in result.rejected]}
+    extra = {**(manifest_extra or {}),
+             "rejected": [{"path": path, "reason": reason} for path, reason in result.rejected],
+             "skipped": [{"path": path, "reason": reason} for path, reason in result.skipped]}
     return write_dataset(out_dir, result.wavelength_air_aa, arrays, result.rows, source="real",
                          manifest_extra=extra, overwrite=overwrite)

@@ -4,13 +4,14 @@ import numpy as np
 import pytest
 
 from simharps import forward
-from simharps.atmosphere import telluric_transmission
+from simharps.chain import active_factors
 from simharps.constants import C_KMS
 from simharps.errors import ParameterError
 from simharps.extraction import BERV_LIMIT_KMS, MergePlan
 from simharps.grids import product_grid
 from simharps.lsf import convolve_gaussian_velocity
 from simharps.stellar.synthesis import synthesize
+from simharps.telluric import telluric_transmission
 
 NODE_STAR = dict(teff_k=5750.0, logg_cgs=4.5, mh_dex=0.0, rv_kms=12.3, vmag=8.0, exptime_s=600.0, airmass=1.5,
                  pwv_mm=5.0, berv_kms=-8.686)
@@ -25,8 +26,9 @@ def test_fast_extraction_matches_a_brute_force_fine_grid(window, vsini_kms):
     below a threshold at a step-dependent pixel count), not from the chain."""
     values = forward.resolve_parameters(dict(NODE_STAR, vsini_kms=vsini_kms))
     plan = forward.forward_plan(*window)
-    star = plan.place_star(forward.default_templates(), values)
-    fast = plan.extraction.pixel_means(star.lines_obs * plan.telluric_lines(values))
+    star = plan.place_star(forward.default_stellar_model(), values)
+    telluric = plan.narrow_factors(values, active_factors({"atmosphere"}), star)[0][1]
+    fast = plan.extraction.pixel_means(star.lines_obs * telluric)
 
     berv_factor = 1.0 + values["berv_kms"] / C_KMS
     lo, hi = plan.wavelength_obs_aa[[0, -1]] * berv_factor
@@ -110,8 +112,8 @@ def test_single_precision_lattice_gives_the_double_precision_pixels():
     """The float32 lattice and FFTs change the pixel means by < 2e-6 of the continuum, saturated cores included."""
     values = forward.resolve_parameters(dict(NODE_STAR, vsini_kms=2.0))
     plan = forward.forward_plan(5880.0, 5900.0)
-    star = plan.place_star(forward.default_templates(), values)
-    density = star.lines_obs * plan.telluric_lines(values)
+    star = plan.place_star(forward.default_stellar_model(), values)
+    density = star.lines_obs * plan.narrow_factors(values, active_factors({"atmosphere"}), star)[0][1]
     single = plan.extraction.pixel_means(density)
     double = plan.extraction.pixel_means(density.astype(float))
     assert single.dtype == np.float32 and density.min() < 0.2  # Na D cores

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from simharps import forward
+from simharps.chain import active_factors
 from simharps.constants import C_KMS
 from simharps.errors import ParameterError
 from simharps.forward import REFERENCE, REFERENCE_SNR_550, simulate, simulate_batch
@@ -188,7 +189,7 @@ def test_fibre_injection_from_spline_nodes_equals_direct_evaluation():
 
     plan = forward.forward_plan(4000.0, 6800.0)
     values = forward.resolve_parameters(dict(SUN, seeing_arcsec=0.4, airmass=2.9, adr_residual_fraction=1.0))
-    splined = plan.smooth_response(values, {"fibre"}, berv_factor=1.0)
+    splined = plan.smooth_response(values, active_factors({"fibre"}), berv_factor=1.0)
     direct = injection_efficiency(plan.coarse_obs_aa, 0.4, 2.9, adr_residual_fraction=1.0)
     np.testing.assert_allclose(splined, direct, rtol=2e-6)
 

@@ -1,6 +1,8 @@
 """Telluric component of a real spectrum: transmission at the header BERV and airmass, PWV fitted or defaulted.
 
-Equation (``simharps.atmosphere``; observatory frame, HITRAN O2 + H2O line by line)::
+Equation (``simharps.telluric``; observatory frame, HITRAN O2 + H2O line by line), computed by the same code as
+the telluric component of a simulated product (``simharps.forward.telluric_component``: the atmosphere stage on the
+0.15 km/s lattice, the Gaussian LSF, a quintic read at the product bins)::
 
     T_obs(lambda)  = LSF_R * exp(-[X tau_O2(lambda) + X (PWV / 1 mm) tau_H2O(lambda)])
     T_bary(lambda) = T_obs(lambda / (1 + BERV / c))          on the dataset grid (barycentric, air, A)
@@ -45,8 +47,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simharps.atmosphere import default_telluric_model
 from simharps.constants import C_KMS
+from simharps.forward import telluric_component as forward_telluric_component
 from simharps.instrument import RESOLVING_POWER as HARPS_RESOLVING_POWER
 from simharps.sites import SITES
 
@@ -77,16 +79,9 @@ class PwvFit:
 
 
 def telluric_component(grid_aa, berv_kms, airmass, pwv_mm, resolution):
-    """Transmission on the barycentric ``grid_aa`` (NaN beyond the telluric tables); see module docstring."""
-    grid = np.asarray(grid_aa, dtype=float)
-    wave_obs = grid / (1.0 + berv_kms / C_KMS)
-    model = default_telluric_model()
-    lo, hi = model.range_air_aa
-    inside = (wave_obs >= lo) & (wave_obs <= hi)
-    out = np.full(grid.size, np.nan)
-    if inside.any():
-        out[inside] = model.transmission(wave_obs[inside], airmass, pwv_mm, resolution=resolution)
-    return out
+    """Transmission on the barycentric ``grid_aa`` (NaN beyond the telluric tables), computed by the same code as a
+    simulated product's telluric component (``simharps.forward.telluric_component``)."""
+    return forward_telluric_component(grid_aa, berv_kms, airmass, pwv_mm, resolution)
 
 
 def fit_pwv(grid_aa, flux, error, berv_kms, airmass, resolution, windows=H2O_WINDOWS_AA, pwv_grid_mm=PWV_GRID_MM):
@@ -102,7 +97,8 @@ def fit_pwv(grid_aa, flux, error, berv_kms, airmass, resolution, windows=H2O_WIN
     if good.sum() < 200:
         return None
     wave, data, weight = wave_obs[good], flux[good], 1.0 / error[good] ** 2
-    model = _transmission_rows(wave, airmass, np.asarray(pwv_grid_mm, dtype=float), resolution, windows)
+    model = _transmission_rows(grid[good], berv_kms, airmass, np.asarray(pwv_grid_mm, dtype=float), resolution,
+                               windows)
     chunk = np.floor(wave / CHUNK_AA).astype(np.int64)
     chunk = np.unique(chunk, return_inverse=True)[1]
     x = wave - wave.mean()
@@ -123,21 +119,23 @@ def fit_pwv(grid_aa, flux, error, berv_kms, airmass, resolution, windows=H2O_WIN
     return PwvFit(float(pwv), float(pwv_err), delta_chi2, constrained, int(use.sum()))
 
 
-def _transmission_rows(wave_obs, airmass, pwv_grid_mm, resolution, windows):
-    """Convolved transmission (n_pwv, n_wave): exact at ``PWV_NODES_MM``, ln T linear in PWV between them.
+def _transmission_rows(grid_aa, berv_kms, airmass, pwv_grid_mm, resolution, windows):
+    """Telluric components (n_pwv, n_grid) at the barycentric ``grid_aa``: exact (``telluric_component``) at
+    ``PWV_NODES_MM``, ln T linear in PWV between them.
 
     H2O lines in these windows are weak (tau < 0.1 per mm at zenith), so ln T of the convolved model is
     nearly linear in PWV; the interpolation error is far below the noise. Each window is modelled apart, so
     the span between windows is never convolved.
     """
-    model = default_telluric_model()
+    wave_obs = grid_aa / (1.0 + berv_kms / C_KMS)
     nodes = np.union1d(PWV_NODES_MM, [pwv_grid_mm.max()])
-    out = np.empty((pwv_grid_mm.size, wave_obs.size))
+    out = np.empty((pwv_grid_mm.size, grid_aa.size))
     for lo, hi in windows:
         part = (wave_obs >= lo) & (wave_obs < hi)
         if not part.any():
             continue
-        log_t = np.log(np.clip(model.transmission(wave_obs[part], airmass, nodes, resolution=resolution), 1e-30, None))
+        log_t = np.log(np.clip([telluric_component(grid_aa[part], berv_kms, airmass, node, resolution)
+                                for node in nodes], 1e-30, None))
         k = np.clip(np.searchsorted(nodes, pwv_grid_mm, side="right") - 1, 0, nodes.size - 2)
         frac = ((pwv_grid_mm - nodes[k]) / (nodes[k + 1] - nodes[k]))[:, None]
         out[:, part] = np.exp(log_t[k] * (1.0 - frac) + log_t[k + 1] * frac)

@@ -9,18 +9,18 @@ Public API
 * ``sample_population(scenario, targets=None) -> astropy.table.Table`` (one row per spectrum)
 * ``spectrum_seed(scenario, row) -> numpy.random.SeedSequence`` (the forward model's seed for a row)
 * ``ScenarioError`` (a ``SimharpsError``): file, line, key path and fix in one message
-* ``PARAMETERS``, ``DERIVED``, ``DEFAULTS``, ``STAGES``: the vocabulary
+* ``PARAMETERS``, ``DERIVED``, ``DEFAULT_DISTRIBUTIONS``, ``STAGES``: the vocabulary
 
 See ``docs/scenarios.md`` for the file format.
 """
 
 from simharps.scenario.errors import ScenarioError
-from simharps.scenario.parameters import DEFAULTS, DERIVED, PARAMETERS
+from simharps.scenario.parameters import DEFAULT_DISTRIBUTIONS, DERIVED, PARAMETERS
 from simharps.scenario.population import sample_population, spectrum_seed
 from simharps.scenario.schema import STAGES, Scenario, ScenarioModel, load_scenario
 
 __all__ = [
-    "DEFAULTS",
+    "DEFAULT_DISTRIBUTIONS",
     "DERIVED",
     "PARAMETERS",
     "STAGES",
