@@ -25,12 +25,18 @@ means "the scenario's own dataset, the ``hits`` recipe, one PCA model"::
 A model's ``preprocessing`` and ``training`` are merged key by key over the section defaults (``merged_options``).
 """
 
+import difflib
 from typing import Annotated, Any, Dict, List, Literal, Optional, Tuple
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, model_validator
 
 Name = Annotated[StrictStr, Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=64)]
 PositiveFloat = Annotated[float, Field(gt=0)]
+
+
+def _suggestion(name, known):
+    close = difflib.get_close_matches(str(name), list(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 class _Strict(BaseModel):
@@ -158,8 +164,13 @@ class ModelConfig(_Strict):
 
     @model_validator(mode="after")
     def _overrides_valid(self):
-        PreprocessingConfig.model_validate(self.preprocessing)
-        TrainingConfig.model_validate(self.training)
+        for section, cls in (("preprocessing", PreprocessingConfig), ("training", TrainingConfig)):
+            given = getattr(self, section)
+            unknown = [key for key in given if key not in cls.model_fields]
+            if unknown:
+                listed = ", ".join(f"{key!r}{_suggestion(key, cls.model_fields)}" for key in unknown)
+                raise ValueError(f"{section}: unknown key(s) {listed}; allowed here: {', '.join(cls.model_fields)}")
+            cls.model_validate(given)
         if self.kind == "pca" and (self.variational or self.hidden):
             raise ValueError("pca takes no 'variational' or 'hidden'")
         if self.init is not None and self.kind != "ae1d":

@@ -35,6 +35,7 @@ Example
 >>> print(format_rows(rows))                                                          # doctest: +SKIP
 """
 
+import difflib
 import fnmatch
 import json
 import math
@@ -196,6 +197,20 @@ def _baseline_entry(samples, configured):
     return entry
 
 
+def _check_tolerance_names(tolerances, keys):
+    """SimharpsError naming each tolerance (other than ``default``) that matches none of the metric keys, with the
+    nearest metric name: a misspelled name would silently fall back to the default tolerance."""
+    bare = sorted({key.split("/", 2)[-1] for key in keys})
+    for pattern in tolerances:
+        if pattern == "default" or any(pattern in (key, key.split("/", 2)[-1]) or fnmatch.fnmatchcase(key, pattern)
+                                       or fnmatch.fnmatchcase(key.split("/", 2)[-1], pattern) for key in keys):
+            continue
+        close = difflib.get_close_matches(pattern, bare, n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise SimharpsError(f"tolerance {pattern!r} matches no metric of these documents{hint}; name a metric, "
+                            "MODEL/DATASET/METRIC, a glob pattern or 'default'")
+
+
 def make_baseline(metrics, tolerances=None, source=None):
     """A ``simharps-baseline/1`` document from one metrics document or a list (several models and/or seeds).
 
@@ -210,6 +225,7 @@ def make_baseline(metrics, tolerances=None, source=None):
                 samples.setdefault(key, []).append(entry)
     if not samples:
         raise SimharpsError("no finite metric values to make a baseline from")
+    _check_tolerance_names(tolerances, samples)
     info = {"created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"), "simharps": __version__,
             "n_documents": len(docs), "n_samples": max(len(v) for v in samples.values()), "spread_rule": SPREAD_RULE,
             "tolerances": tolerances, **(source or {})}

@@ -1,9 +1,11 @@
 """The ``simharps`` command. Each sub-command exits 0 on success, non-zero with one clear message on bad input."""
 
 import argparse
+import errno
 import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -12,13 +14,95 @@ import numpy as np
 from simharps import __version__
 from simharps.errors import SimharpsError
 
+INTERRUPTED = {
+    "simulate": "run the same command again to resume (the chunks already written are kept)",
+    "run": "run the same command again to resume (finished stages are skipped)",
+    "train": "run the same command again to resume from the last finished epoch",
+    "ingest": "nothing was ingested; run the same command again to start over",
+}
+"""What to do after Ctrl-C, per command (the others have nothing to resume)."""
+OS_ERROR_FIXES = {
+    errno.EACCES: "no permission: choose a folder you can write to, or change its permissions",
+    errno.EPERM: "no permission: choose a folder you can write to, or change its permissions",
+    errno.EROFS: "the file system is read-only: choose another folder",
+    errno.ENOSPC: "the disk is full: free some space or choose a folder on another disk",
+    errno.EDQUOT: "the disk quota is exhausted: free some space or choose a folder on another disk",
+    errno.EISDIR: "it is a folder: give a file name",
+    errno.ENOENT: "check the path",
+}
+"""The fix to suggest for a file-system error, by errno."""
+FIRST_PLOT = "first_spectrum.png"
+"""PNG of the first spectrum that ``simharps simulate --plot`` writes beside the dataset."""
+
+
+def _blocking_file(path):
+    """The first of ``path`` and its parents that exists and is not a folder, or None."""
+    return next((part for part in (path, *path.parents) if part.exists() and not part.is_dir()), None)
+
+
+def _cache_note(path):
+    """A note naming the stellar template cache when ``path`` lies in it, else an empty string."""
+    from simharps.stellar.templates import cache_root
+
+    root = cache_root()
+    inside = path == root or root in path.parents
+    return " (the stellar template cache: set SIMHARPS_CACHE to a folder you can write to)" if inside else ""
+
+
+def _os_error_message(error):
+    """One line for a file-system error: the path, the system's reason and the fix."""
+    if error.filename is None:
+        return error.strerror or str(error)
+    path = Path(os.fsdecode(error.filename))
+    blocking = _blocking_file(path) if error.errno in (errno.ENOTDIR, errno.EEXIST) else None
+    fix = (f"{blocking} is a file, not a folder: move it or choose another path" if blocking
+           else OS_ERROR_FIXES.get(error.errno, "check the path and its permissions"))
+    return f"{path}: {error.strerror or error}{_cache_note(path)}; {fix}"
+
+
+def _check_output_dir(path):
+    """SimharpsError unless the folder ``path`` exists or can be created, and takes new files (creates nothing)."""
+    path = Path(path)
+    existing = next(part for part in (path, *path.parents) if part.exists())
+    if not existing.is_dir():
+        where = "it" if existing == path else str(existing)
+        raise SimharpsError(f"--out {path}: {where} is a file, not a folder; give a folder (new or existing) "
+                            "or move that file")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        raise SimharpsError(f"--out {path}: cannot write in {existing} ({error.strerror}); "
+                            f"{OS_ERROR_FIXES.get(error.errno, 'choose another folder')}") from error
+
+
+def _check_window(window):
+    """SimharpsError unless ``window`` (--window START_AA STOP_AA, in A) is None or starts below its stop."""
+    if window is not None and not window[0] < window[1]:
+        raise SimharpsError(f"--window {window[0]:g} {window[1]:g}: the start must be below the stop; give "
+                            "--window START_AA STOP_AA with START_AA < STOP_AA")
+
+
+def _seed(text):
+    """argparse type of a noise seed: an integer >= 0."""
+    if not text.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"a seed is an integer >= 0, got {text!r}")
+    return int(text)
+
 
 def _plot(args):
     from simharps.io import read_harps
     from simharps.plotting import plot_spectrum
 
-    product = read_harps(args.file)
+    _check_window(args.window)
+    if Path(args.file).is_dir():
+        example = min(Path(args.file).glob("*.fits"), default=None)
+        raise SimharpsError(f"{args.file} is a folder; give one FITS file" + (f", e.g. {example}" if example else ""))
     out = Path(args.out) if args.out else Path(Path(args.file).name).with_suffix(".png")
+    if out.is_dir() or out.suffix.lower() != ".png":
+        raise SimharpsError(f"--out {out}: " + ("it is a folder; " if out.is_dir() else "") +
+                            "give the name of the PNG file to write (ending in .png)")
+    product = read_harps(args.file)
     meta = product.meta
     berv = "n/a" if meta.get("berv_kms") is None else f"{meta['berv_kms']:+.3f} km/s"
     title = f"{meta.get('object')}  {meta.get('instrument')} {meta.get('product')}  BERV {berv}"
@@ -36,25 +120,42 @@ QUICKSTART_STAR = dict(teff_k=5772.0, logg_cgs=4.44, mh_dex=0.0, vsini_kms=2.0, 
 
 
 def _parse_assignments(assignments):
+    """NAME=VALUE arguments -> {name: value} through the parameter table (units, ranges, unknown names)."""
+    from simharps.errors import ParameterError
+    from simharps.parameters import parse_assignment
+
     values = {}
     for item in assignments:
-        name, sep, text = item.partition("=")
-        if not sep or not name:
-            raise SimharpsError(f"parameters are NAME=VALUE (e.g. teff_k=5800), got {item!r}")
         try:
-            values[name] = float(text)
-        except ValueError:
-            values[name] = text
+            name, value = parse_assignment(item)
+        except ParameterError as error:
+            raise SimharpsError(str(error)) from None
+        if name in values:
+            raise SimharpsError(f"{name} is given twice; give it once")
+        values[name] = value
     return values
 
 
+def _parameter_help():
+    from simharps.parameters import help_table
+
+    return help_table()
+
+
 def _spectrum(args):
-    from simharps.forward import simulate
+    from simharps.errors import ParameterError
+    from simharps.forward import check_window_has_data, product_window, simulate
     from simharps.plotting import plot_simulation
 
     params = {**QUICKSTART_STAR, **_parse_assignments(args.params)}
     if "berv_kms" in params:
         params.pop("mjd_utc")
+    try:
+        window = product_window(args.window)
+        check_window_has_data(*window, params.get("instrument_mode", "HAM"))
+    except ParameterError as error:
+        raise SimharpsError(f"--window: {error}") from None
+    _check_output_dir(args.out)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     simulation = simulate(params, args.seed, components=True, window=args.window)
@@ -66,17 +167,36 @@ def _spectrum(args):
 
 
 def _simulate(args):
+    from simharps.dataset.runner import check_scheduler, check_workers
     from simharps.pipeline import simulate_scenario
     from simharps.scenario import load_scenario
 
+    check_workers(args.workers)
+    check_scheduler(args.scheduler)
     scenario = load_scenario(args.scenario)
     out = Path(args.out) if args.out else Path("runs") / scenario.name
-    dataset = simulate_scenario(scenario, out, workers=args.workers, scheduler=args.scheduler,
-                                progress=not args.quiet, overwrite=args.overwrite)
+    _check_output_dir(out)
+    try:
+        dataset = simulate_scenario(scenario, out, workers=args.workers, scheduler=args.scheduler,
+                                    progress=not args.quiet, overwrite=args.overwrite)
+    finally:
+        _drop_stale_plot(out)
     failed = int(np.sum(dataset.table["failed"]))
     print(f"{out}: {len(dataset)} spectra x {dataset.n_channels} channels ({failed} failed)")
     if args.plot:
-        _plot_first(dataset, out / "first_spectrum.png")
+        _plot_first(dataset, out / FIRST_PLOT)
+
+
+def _drop_stale_plot(out):
+    """Remove the ``out/first_spectrum.png`` of a dataset folder unless it is newer than the dataset's manifest:
+    otherwise it shows a dataset that was replaced (--overwrite) or is unfinished. Other folders are left alone."""
+    from simharps.dataset.layout import MANIFEST_FILE, RUN_FILE
+
+    png, manifest = out / FIRST_PLOT, out / MANIFEST_FILE
+    if not png.is_file() or not (manifest.exists() or (out / RUN_FILE).exists()):
+        return
+    if not manifest.exists() or manifest.stat().st_mtime_ns > png.stat().st_mtime_ns:
+        png.unlink()
 
 
 def _plot_first(dataset, path):
@@ -94,10 +214,13 @@ def _plot_first(dataset, path):
 def _ingest(args):
     from simharps.pipeline import ingest_paths
 
+    _check_output_dir(args.out)
     dataset = ingest_paths(args.paths, args.out, workers=args.workers, progress=not args.quiet,
                            overwrite=args.overwrite, labels_csv=args.labels)
     rejected = dataset.manifest.get("rejected", [])
     print(f"{args.out}: {len(dataset)} spectra ingested, {len(rejected)} files rejected")
+    for entry in dataset.manifest.get("skipped", []):
+        print(f"  skipped duplicate path {entry['path']}: {entry['reason']}")
     for entry in rejected:
         print(f"  rejected {entry['path']}: {entry['reason']}")
 
@@ -224,11 +347,14 @@ def _evaluate(args):
 
 
 def _run(args):
+    from simharps.dataset.runner import check_workers
     from simharps.scenario import load_scenario
     from simharps.workflow import run_scenario
 
+    check_workers(args.workers)
     scenario = load_scenario(args.scenario)
     out = Path(args.out) if args.out else Path("runs") / scenario.name
+    _check_output_dir(out)
     started = time.perf_counter()
     report = run_scenario(scenario, out, workers=args.workers, progress=not args.quiet, quiet=args.quiet,
                           baseline=args.baseline)
@@ -250,6 +376,16 @@ def _regress(args):
     return regress_main(args.metrics, args.baseline, update=args.update, tolerances_path=args.tolerances)
 
 
+def _fidelity(args):
+    from simharps.fidelity import run_fidelity
+    from simharps.fidelity.report import summary_lines
+
+    result = run_fidelity(args.dataset, args.labels, Path(args.out), window=args.window, seed=args.seed,
+                          fit_seeing=not args.no_seeing_fit, overwrite=args.overwrite, progress=not args.quiet)
+    print("\n".join(summary_lines(result)))
+    print(Path(args.out) / "fidelity.html")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="simharps",
@@ -266,11 +402,14 @@ def build_parser():
 
     spectrum = commands.add_parser(
         "spectrum", help="simulate one HARPS product (ADP file + PNG with its truth components)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Simulate one product through the whole chain. Parameters use the contract names "
-                    "(docs/contracts.md), e.g. teff_k=4500 vmag=9 pwv_mm=8; unset ones take a V = 8 solar twin's.")
+                    "(docs/contracts.md),\ne.g. teff_k=4500 vmag=9 'pwv_mm=8 mm'; a bare number is in the unit below; "
+                    "unset ones take a V = 8 solar twin's.",
+        epilog=f"parameters (name, unit, valid range, default):\n{_parameter_help()}")
     spectrum.add_argument("params", nargs="*", metavar="NAME=VALUE")
     spectrum.add_argument("--out", default="reports/spectrum", help="output folder (default: reports/spectrum)")
-    spectrum.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    spectrum.add_argument("--seed", type=_seed, default=0, help="noise seed (default 0)")
     spectrum.add_argument("--window", nargs=2, type=float, metavar=("START_AA", "STOP_AA"),
                           help="simulate only this air wavelength range")
     spectrum.set_defaults(handler=_spectrum)
@@ -346,6 +485,20 @@ def build_parser():
     regress.add_argument("--tolerances", help="scenario YAML (its regression: tolerances:) or a YAML/JSON mapping "
                                               "metric name or glob -> tolerance")
     regress.set_defaults(handler=_regress)
+
+    fidelity = commands.add_parser("fidelity", help="measure real-vs-simulated gaps: twins, residuals, classifier "
+                                                    "AUC, noise texture, flux scale (docs/fidelity.md)")
+    fidelity.add_argument("dataset", help="real dataset directory (simharps ingest)")
+    fidelity.add_argument("--labels", required=True,
+                          help="CSV: target, teff_k, logg_cgs, mh_dex, vsini_kms, vmag, rv_kms")
+    fidelity.add_argument("--out", required=True, help="output folder (twin/, fidelity.json, fidelity.html, PNGs)")
+    fidelity.add_argument("--window", nargs=2, type=float, metavar=("START_AA", "STOP_AA"),
+                          help="simulate the twins over this range only (default: the real set's range)")
+    fidelity.add_argument("--seed", type=int, default=13, help="twin noise seed (default 13)")
+    fidelity.add_argument("--no-seeing-fit", action="store_true", help="skip the seeing-equivalent fit")
+    fidelity.add_argument("--overwrite", action="store_true", help="replace a different twin dataset in OUT/twin")
+    fidelity.add_argument("--quiet", action="store_true", help="no progress bar")
+    fidelity.set_defaults(handler=_fidelity)
     return parser
 
 
@@ -360,6 +513,13 @@ def main(argv=None):
     except SimharpsError as error:
         print(f"simharps {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:
+        print(f"simharps {args.command}: error: {_os_error_message(error)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        hint = f"; {INTERRUPTED[args.command]}" if args.command in INTERRUPTED else ""
+        print(f"simharps {args.command}: interrupted{hint}", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ def plot_spectrum(path, wavelength_air_aa, flux, *, title="", error=None, compon
     """
     wavelength_air_aa = np.asarray(wavelength_air_aa)
     keep = np.ones(wavelength_air_aa.size, dtype=bool)
+    if window is not None and not window[0] < window[1]:
+        raise ValueError(f"window ({window[0]}, {window[1]}): the start must be below the stop (in A)")
     if window is not None:
         keep = (wavelength_air_aa >= window[0]) & (wavelength_air_aa <= window[1])
     if not keep.any():
@@ -46,9 +48,11 @@ def plot_spectrum(path, wavelength_air_aa, flux, *, title="", error=None, compon
     axes[-1, 0].set_xlabel("air wavelength [A]")
     figure.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(path, dpi=120)
+    finally:
+        plt.close(figure)
     return path
 
 

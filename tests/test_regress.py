@@ -140,3 +140,21 @@ def test_update_then_regress_round_trip(tmp_path, capsys):
     assert main([metrics_dir], baseline_path) == 1
     out = capsys.readouterr().out
     assert "pca/sim/mig" in out and "FAIL" in out and "1 REGRESSED" in out
+
+
+def test_misspelled_tolerance_names_are_refused_with_the_nearest_metric():
+    """A tolerance whose name matches no metric used to fall back silently to the default."""
+    doc = metrics_doc({"mig": 0.3, "sap": 0.1})
+    with pytest.raises(SimharpsError, match=r"'mgi' matches no metric .*did you mean 'mig'"):
+        make_baseline([doc], tolerances={"mgi": {"abs": 0.05}})
+    baseline = make_baseline([doc], tolerances={"mig": {"abs": 0.05}, "fcae2/sim/sa*": {"abs": 0.1}})
+    assert baseline["metrics"]["fcae2/sim/mig"]["tolerance"] == {"abs": 0.05}
+
+
+def test_misspelled_model_override_keys_name_their_section():
+    from analysis.config import AnalysisConfig
+
+    with pytest.raises(ValueError, match=r"preprocessing: unknown key\(s\) 'reciep' \(did you mean 'recipe'\?\)"):
+        AnalysisConfig.model_validate({"models": [{"name": "a", "kind": "pca", "preprocessing": {"reciep": "hits"}}]})
+    with pytest.raises(ValueError, match=r"training: unknown key\(s\) 'epoch' \(did you mean 'epochs'\?\)"):
+        AnalysisConfig.model_validate({"models": [{"name": "a", "kind": "pca", "training": {"epoch": 3}}]})

@@ -134,7 +134,12 @@ def test_unreachable_airmass_names_the_target():
         sample_population(scenario)
 
 
-def test_fibre_era_auto_follows_the_date_and_fixed_eras_restrict_dates():
+def test_fibre_era_auto_follows_the_date_and_fixed_eras_restrict_dates(monkeypatch):
+    """The era sampling, for the day post2015 is simulated (today the schema refuses post-upgrade observations:
+    tests/test_parameters.py)."""
+    import simharps.scenario.schema as schema
+
+    monkeypatch.setattr(schema, "SIMULATED_FIBRE_ERAS", ("pre2015", "post2015"))
     extra = "  per_epoch: {fibre_era: %s}\n    observing: {dates: [2013-01-01, 2018-01-01]}"
     table = sample_population(scenario_of((SMALL % (3, 6, extra % "auto")).replace(
         "    observing: {dates: [2006-01-01, 2009-12-31]}\n", "")))
@@ -265,7 +270,7 @@ def test_paired_dates_recompute_berv_only():
 
 
 def test_out_of_range_variants_fail_after_sampling():
-    with pytest.raises(ScenarioError, match=r"\(design\): pwv_mm = -1\d\d.* is outside 0-200 mm"):
+    with pytest.raises(ScenarioError, match=r"\(design\): pwv_mm = -1\d\d.* is outside the range from 0 to 200 mm"):
         sample_population(small(2, 1, "design: {kind: paired, factor: pwv_mm, deltas: [-200 mm]}"))
 
 

@@ -21,6 +21,9 @@ chunk is then re-simulated one spectrum at a time to isolate it), is stored as N
 ``failed`` column and listed with its reason in the manifest; the run goes on. ``BaseException`` (Ctrl-C, a
 killed worker) stops the run; the chunks written so far stay valid for the resume.
 
+Processes: the local workers (``WorkerPool``) leave Ctrl-C to this process, are terminated at once when the run
+stops, and exit by themselves when this process dies, even by ``kill -9``.
+
 The ``simulate_batch`` contract::
 
     batch = simulate_batch(rows, seeds)    # rows: list of n parameter mappings; seeds: list of n SeedSequence
@@ -42,12 +45,17 @@ Example
 ...               workers=2)                                   # doctest: +SKIP
 """
 
+import ctypes
 import hashlib
 import json
 import multiprocessing
+import os
+import signal
 import sys
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -55,9 +63,19 @@ from pathlib import Path
 import numpy as np
 
 from simharps.dataset.channels import Channels
-from simharps.dataset.store import (DEFAULT_CHUNK_SIZE, RUN_FILE, Dataset, DatasetWriter, Encoding,
-                                    canonical_json, encode_chunk, package_versions, write_json)
+from simharps.dataset.codec import Encoding
+from simharps.dataset.jsonio import canonical_json, package_versions, write_json
+from simharps.dataset.layout import RUN_FILE, encode_chunk
+from simharps.dataset.reader import Dataset
+from simharps.dataset.writer import DEFAULT_CHUNK_SIZE, DatasetWriter
 from simharps.errors import ParameterError, SimharpsError
+
+PARENT_POLL_S = 1.0
+"""How often a worker process checks that the process which started it is still alive (seconds)."""
+PR_SET_PDEATHSIG = 1
+"""Linux prctl option: the signal a process gets when its parent dies."""
+SCHEDULER_TIMEOUT_S = 30
+"""How long connecting to a Dask scheduler may take before the run is refused (seconds)."""
 
 
 @dataclass
@@ -183,31 +201,104 @@ def _progress_bar(total, initial, label, enabled):
                 disable=not (enabled and sys.stderr.isatty()))
 
 
+def check_workers(workers):
+    """``workers`` as an int; ParameterError unless it is an integer >= 1."""
+    if isinstance(workers, bool) or int(workers) != workers or workers < 1:
+        raise ParameterError(f"workers must be an integer >= 1, got {workers!r}")
+    return int(workers)
+
+
+def check_scheduler(scheduler):
+    """ParameterError unless ``scheduler`` is None, "local", an address "tcp://host:port" (any protocol, or none)
+    or a distributed.Client (checked when connecting)."""
+    if scheduler is None or scheduler == "local" or not isinstance(scheduler, str):
+        return
+    host, colon, port = scheduler.partition("://")[2 if "://" in scheduler else 0].rpartition(":")
+    if not (colon and host and port.isdigit()):
+        raise ParameterError(f"scheduler must be 'local' (a Dask LocalCluster of --workers processes) or the address "
+                             f"of a running Dask scheduler like 'tcp://host:8786', got {scheduler!r}")
+
+
+def _exit_with_parent(parent_pid):
+    """Worker initializer: ignore Ctrl-C (the parent stops the pool) and exit when the parent process dies.
+
+    On Linux the kernel sends SIGTERM at the parent's death (prctl PR_SET_PDEATHSIG); everywhere a daemon thread
+    polls the parent pid every PARENT_POLL_S seconds. Either way no worker outlives a killed (kill -9) run.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    threading.Thread(target=_watch_parent, args=(parent_pid,), name="simharps-parent-watch", daemon=True).start()
+
+
+def _watch_parent(parent_pid):
+    """Exit this process (at once, no clean-up) as soon as its parent is no longer ``parent_pid``."""
+    while os.getppid() == parent_pid:
+        time.sleep(PARENT_POLL_S)
+    os._exit(1)
+
+
+@contextmanager
+def _sigint_blocked():
+    """Hold back SIGINT in this thread meanwhile; processes started meanwhile inherit it blocked."""
+    if not hasattr(signal, "pthread_sigmask"):  # Windows has no signal masks
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+class WorkerPool(ProcessPoolExecutor):
+    """A ProcessPoolExecutor of ``workers`` processes that leave Ctrl-C to this process and exit when it dies.
+
+    Workers start with SIGINT blocked (a Ctrl-C reaches the whole process group: only this process handles it,
+    no worker prints a traceback); leaving the ``with`` block on an exception (Ctrl-C included) stops them at once
+    instead of waiting for their running tasks.
+    """
+
+    def __init__(self, workers, context=None):
+        super().__init__(max_workers=workers, mp_context=context, initializer=_exit_with_parent,
+                         initargs=(os.getpid(),))
+
+    def submit(self, fn, /, *args, **kwargs):
+        with _sigint_blocked():  # workers are started by submit
+            return super().submit(fn, *args, **kwargs)
+
+    def stop(self):
+        """Cancel the queued tasks and terminate the workers now."""
+        processes = list((self._processes or {}).values())  # no public way to stop busy workers before Python 3.14
+        self.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.terminate()
+
+    def __exit__(self, kind, value, traceback):
+        if kind is not None:
+            self.stop()
+        return super().__exit__(kind, value, traceback)
+
+
 def _run_local(tasks, workers, handle):
     if workers == 1:
         for task in tasks:
             handle(compute_chunk(task))
         return
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with WorkerPool(workers, multiprocessing.get_context("spawn")) as pool:
         queue = iter(tasks)
         pending = set()
-        try:
-            while True:
-                while len(pending) < 2 * workers:
-                    task = next(queue, None)
-                    if task is None:
-                        break
-                    pending.add(pool.submit(compute_chunk, task))
-                if not pending:
-                    return
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    handle(future.result())
-        except BaseException:
-            for future in pending:
-                future.cancel()
-            raise
+        while True:
+            while len(pending) < 2 * workers:
+                task = next(queue, None)
+                if task is None:
+                    break
+                pending.add(pool.submit(compute_chunk, task))
+            if not pending:
+                return
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                handle(future.result())
 
 
 def _dask_client(scheduler, workers):
@@ -225,9 +316,10 @@ def _dask_client(scheduler, workers):
         return client, [client, cluster]
     if isinstance(scheduler, str):
         try:
-            client = distributed.Client(scheduler, timeout="30s")
+            client = distributed.Client(scheduler, timeout=f"{SCHEDULER_TIMEOUT_S}s")
         except OSError as error:
-            raise SimharpsError(f"cannot reach the Dask scheduler at {scheduler!r}: {error}") from error
+            raise SimharpsError(f"cannot reach the Dask scheduler at {scheduler!r} within {SCHEDULER_TIMEOUT_S} s "
+                                f"({error}); start it first (dask scheduler) or use --scheduler local") from error
         return client, [client]
     raise ParameterError(f"scheduler must be None, 'local', an address like 'tcp://host:8786' or a "
                          f"distributed.Client, got {type(scheduler).__name__}")
@@ -285,9 +377,8 @@ def generate(rows, seed, out_dir, simulate_batch, *, chunk_size=DEFAULT_CHUNK_SI
         raise ParameterError("rows: the population is empty; need at least one spectrum")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ParameterError(f"seed must be an integer >= 0, got {seed!r}")
-    if int(workers) != workers or workers < 1:
-        raise ParameterError(f"workers must be an integer >= 1, got {workers!r}")
-    seed, workers = int(seed), int(workers)
+    seed, workers = int(seed), check_workers(workers)
+    check_scheduler(scheduler)
     channels = Channels.from_dict(channels)
     encoding = Encoding(dict(dtypes or {}))
     out_dir = Path(out_dir)

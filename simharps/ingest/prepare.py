@@ -19,8 +19,10 @@ Per file (``prepare_file``; bounded memory: one spectrum's arrays, ~20 MB of flo
 7. RV by CCF with the best-matching HARPS mask (``simharps.ingest.masks``): ``rv_ccf_kms`` (also written as the
    contract name ``rv_kms``: a measurement, not a truth), ``ccf_mask``, ``ccf_fwhm_kms``, ``ccf_contrast``.
 
-Over files: ``iter_prepared`` streams (path, PreparedSpectrum or None, reason) in input order, optionally with
-worker processes; ``finish_rows`` assigns ``target_id``/``epoch`` (``simharps.ingest.targets``) and joins labels;
+Over files: ``scan_paths`` lists each file once (a file named twice, or also found in a named folder, is skipped
+with its reason); ``iter_prepared`` streams (path, PreparedSpectrum or None, reason) in input order, optionally with
+worker processes, and rejects a file whose bytes repeat an earlier file's (same sha256) as a duplicate;
+``finish_rows`` assigns ``target_id``/``epoch`` (``simharps.ingest.targets``) and joins labels;
 ``prepare_files`` does all of it in memory and returns an ``IngestResult`` (n x 313,201 float32 per array on the
 full grid: 1.25 MB per spectrum and array; for the whole archive stream with ``iter_prepared`` into the store
 in chunks, keep the rows, and call ``finish_rows`` at the end).
@@ -37,15 +39,16 @@ Example
 >>> result.flux.shape, [row["target_id"] for row in result.rows], result.rejected
 """
 
+import hashlib
 import os
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from simharps.constants import C_KMS
+from simharps.dataset.runner import WorkerPool, check_workers
 from simharps.errors import ParameterError, SimharpsError
 from simharps.grids import product_grid
 from simharps.ingest.masks import MASK_NAMES, measure_stellar_rv
@@ -103,7 +106,8 @@ class PreparedSpectrum:
 
 @dataclass
 class IngestResult:
-    """Rows (contract names), (n, n_channels) float32 flux/error/components on ``wavelength_air_aa``, rejections."""
+    """Rows (contract names), (n, n_channels) float32 flux/error/components on ``wavelength_air_aa``, rejected
+    files and skipped duplicate paths, each as (path, reason)."""
 
     rows: list
     flux: np.ndarray
@@ -111,21 +115,44 @@ class IngestResult:
     components: dict
     wavelength_air_aa: np.ndarray
     rejected: list
+    skipped: list = field(default_factory=list)
+
+
+def scan_paths(paths_or_dirs):
+    """(files, skipped): the files to ingest, each once (explicit files as given; directories scanned recursively
+    for FITS names, sorted), and [(path, reason)] of the paths skipped because they name a file already listed
+    (same resolved path: given twice, through a symbolic link, or also inside a given folder)."""
+    if isinstance(paths_or_dirs, (str, os.PathLike)):
+        paths_or_dirs = [paths_or_dirs]
+    files, skipped, first = [], [], {}
+    for entry in map(Path, paths_or_dirs):
+        found = sorted(p for p in entry.rglob("*") if p.is_file() and not p.name.startswith(".")
+                       and p.name.lower().endswith(FITS_SUFFIXES)) if entry.is_dir() else [entry]
+        for path in found:
+            original = first.setdefault(path.resolve(), path)
+            if original is path:
+                files.append(path)
+            else:
+                skipped.append((str(path), "listed twice" if str(path) == str(original)
+                                 else f"the same file as {original}"))
+    return files, skipped
 
 
 def expand_paths(paths_or_dirs):
-    """Files to ingest: explicit files as given; directories scanned recursively for FITS names, sorted."""
-    if isinstance(paths_or_dirs, (str, os.PathLike)):
-        paths_or_dirs = [paths_or_dirs]
-    files = []
-    for entry in paths_or_dirs:
-        entry = Path(entry)
-        if entry.is_dir():
-            files.extend(sorted(p for p in entry.rglob("*") if p.is_file() and not p.name.startswith(".")
-                                and p.name.lower().endswith(FITS_SUFFIXES)))
-        else:
-            files.append(entry)
-    return files
+    """Files to ingest, each once (``scan_paths`` without the skipped list)."""
+    return scan_paths(paths_or_dirs)[0]
+
+
+def _content_sha256(path):
+    """sha256 (hex) of the file's bytes, or None when it cannot be read (``read_harps`` then gives the reason)."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return None
+    return digest.hexdigest()
 
 
 def prepare_file(path, config=None):
@@ -233,38 +260,49 @@ def _zero_runs(flux):
 
 
 def _prepare_or_reason(path, config):
-    """(PreparedSpectrum, None) or (None, reason): never raises, so one bad file cannot stop an ingest."""
+    """(PreparedSpectrum, None, sha256) or (None, reason, sha256): never raises, so one bad file cannot stop an
+    ingest (sha256 of the file's bytes, None if unreadable)."""
+    digest = _content_sha256(path)
     try:
-        return prepare_file(path, config), None
+        return prepare_file(path, config), None, digest
     except RejectedFile as exc:
-        return None, exc.reason
+        return None, exc.reason, digest
     except Exception as exc:  # noqa: BLE001 - any failure of one file becomes its rejection reason
-        return None, f"unexpected error while ingesting ({type(exc).__name__}: {exc})"
+        return None, f"unexpected error while ingesting ({type(exc).__name__}: {exc})", digest
 
 
 def iter_prepared(paths_or_dirs, config=None, *, workers=1, chunksize=4, progress=None):
     """Yield (path, PreparedSpectrum or None, reason or None) per file, in input order.
 
-    ``workers`` > 1 runs ``prepare_file`` in that many processes (each holds the telluric tables, ~30 MB);
-    results come back in order. ``progress``: a tqdm bar (default: only when stderr is a terminal).
+    Each file is read once (``expand_paths``); a file with the same bytes as an earlier one is rejected as its
+    duplicate. ``workers`` > 1 runs ``prepare_file`` in that many processes (each holds the telluric tables,
+    ~30 MB; they exit with this process); results come back in order. ``progress``: a tqdm bar (default: only when
+    stderr is a terminal).
     """
     config = config or IngestConfig()
+    workers = check_workers(workers)
     files = expand_paths(paths_or_dirs)
     bar = _progress(len(files), progress)
+    first_with = {}
     try:
-        if workers > 1 and len(files) > 1:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                for path, (prepared, reason) in zip(files, pool.map(_prepare_or_reason, files,
-                                                                     [config] * len(files), chunksize=chunksize)):
-                    bar.update(1)
-                    yield path, prepared, reason
-        else:
-            for path in files:
-                prepared, reason = _prepare_or_reason(path, config)
-                bar.update(1)
-                yield path, prepared, reason
+        for path, (prepared, reason, digest) in zip(files, _prepared(files, config, workers, chunksize)):
+            first = first_with.setdefault(digest, path) if digest else path
+            if first is not path:
+                prepared, reason = None, f"duplicate of {first} (identical content, sha256 {digest[:16]}...)"
+            bar.update(1)
+            yield path, prepared, reason
     finally:
         bar.close()
+
+
+def _prepared(files, config, workers, chunksize):
+    """``_prepare_or_reason`` of each file, in order; in ``workers`` processes when there are several."""
+    if workers > 1 and len(files) > 1:
+        with WorkerPool(workers) as pool:
+            yield from pool.map(_prepare_or_reason, files, [config] * len(files), chunksize=chunksize)
+    else:
+        for path in files:
+            yield _prepare_or_reason(path, config)
 
 
 def _progress(total, progress):
@@ -285,11 +323,13 @@ def finish_rows(rows, *, labels_csv=None, tolerance_arcsec=10.0, name_tolerance_
 def prepare_files(paths_or_dirs, *, thresholds=QualityThresholds(), labels_csv=None, grid=None, pwv_default_mm=None,
                   components=COMPONENTS, noise=NoiseModel(), masks=MASK_NAMES, tolerance_arcsec=10.0, workers=1,
                   progress=None):
-    """Ingest files and directories into memory: an IngestResult (rows in input order, rejected files with reasons)."""
+    """Ingest files and directories into memory: an IngestResult (rows in input order, rejected files and skipped
+    duplicate paths with reasons)."""
     config = IngestConfig(grid=grid, thresholds=thresholds, noise=noise, pwv_default_mm=pwv_default_mm,
                           components=tuple(components), masks=tuple(masks))
     rows, fluxes, errors, parts, rejected = [], [], [], {name: [] for name in config.components}, []
-    for path, prepared, reason in iter_prepared(paths_or_dirs, config, workers=workers, progress=progress):
+    files, skipped = scan_paths(paths_or_dirs)
+    for path, prepared, reason in iter_prepared(files, config, workers=workers, progress=progress):
         if prepared is None:
             rejected.append((str(path), reason))
             continue
@@ -305,4 +345,4 @@ def prepare_files(paths_or_dirs, *, thresholds=QualityThresholds(), labels_csv=N
         return np.stack(arrays) if arrays else np.zeros((0, n_channels), np.float32)
 
     return IngestResult(rows, stack(fluxes), stack(errors), {name: stack(a) for name, a in parts.items()},
-                        config.grid, rejected)
+                        config.grid, rejected, skipped)

@@ -37,6 +37,7 @@ from scipy.special import ndtri
 from scipy.stats import truncnorm
 
 from simharps.scenario import relations
+from simharps.scenario.errors import suggest
 
 Scalar = Union[StrictInt, StrictFloat, StrictStr]
 
@@ -140,7 +141,7 @@ def _normalise(value):
     if isinstance(value, dict) and len(value) == 1:
         (kind, body), = value.items()
         if kind not in KINDS:
-            raise ValueError(f"unknown distribution {kind!r}; use one of {', '.join(KINDS)}")
+            raise ValueError(f"unknown distribution {kind!r}" + suggest(kind, KINDS, "distributions"))
         if body is None:
             return {"kind": kind}
         if kind == "fixed" and not isinstance(body, (dict, list)):
@@ -236,7 +237,8 @@ class Normal(Sampler):
         return np.exp(y) if self.log else y
 
     def bounds(self):
-        return tuple(self._to_value(self.centre + s * _Z_TAIL * self.sigma) for s in (-1.0, 1.0))
+        with np.errstate(over="ignore"):  # a huge lognormal reaches inf, which the range check refuses
+            return tuple(self._to_value(self.centre + s * _Z_TAIL * self.sigma) for s in (-1.0, 1.0))
 
     def ppf(self, u, columns):
         return self._to_value(self.centre + self.sigma * ndtri(u[:, 0]))
@@ -342,6 +344,12 @@ class GalacticKinematics(Sampler):
         l_deg, b_deg = relations.galactic_latitude_longitude_deg(columns["ra_deg"], columns["dec_deg"])
         uvw = self.mean + self.sigma * ndtri(u[:, 1:4])
         return relations.line_of_sight_velocity(l_deg, b_deg, uvw)
+
+
+def describe_range(low, high, unit_text):
+    """``'from -4 to 1 dex'``: a range in words (a hyphen would read as a minus sign); no unit for 'dimensionless'."""
+    unit = "" if unit_text == "dimensionless" else f" {unit_text}"
+    return f"from {low:g} to {high:g}{unit}"
 
 
 def describe_bounds(bounds):

@@ -1,6 +1,19 @@
 """The scenario layer's exception: one bad-scenario error that names the file, the line and the fix."""
 
+import difflib
+
 from simharps.errors import SimharpsError
+
+
+def suggest(word, choices, label):
+    """Message tail naming the valid ``choices`` under ``label``, led by the one closest to ``word`` if any is close.
+
+    ``suggest('tef_k', ['teff_k', 'vmag'], 'drawable')`` -> ``"; did you mean 'teff_k'? Drawable: teff_k, vmag"``.
+    """
+    choices = [str(choice) for choice in choices]
+    listing = f"{label}: {', '.join(choices)}"
+    close = difflib.get_close_matches(str(word), choices, n=1)
+    return f"; did you mean {close[0]!r}? {listing[0].upper()}{listing[1:]}" if close else f"; {listing}"
 
 
 class ScenarioError(SimharpsError, ValueError):

@@ -44,9 +44,10 @@ import numpy as np
 from astropy.table import Table
 
 from simharps.kinematics import barycentric_correction
+from simharps.scenario.distributions import describe_range
+from simharps.scenario.eras import ERA_WINDOWS_MJD, FIBRE_UPGRADE_MJD
 from simharps.scenario.errors import ScenarioError
 from simharps.scenario.parameters import DERIVED, EPOCH, N_SLOTS, PARAMETERS, SLOT, SLOTS_PER_PARAMETER, TARGET
-from simharps.scenario.schema import ERA_WINDOWS_MJD, FIBRE_UPGRADE_MJD
 from simharps.scenario.visibility import SiteEphemeris, draw_visible_times
 
 STREAM_TARGET, STREAM_EPOCH, STREAM_SPECTRUM = 1, 2, 3
@@ -123,6 +124,8 @@ def sample_population(scenario, targets=None):
     if design.kind == "paired":
         columns = _paired_variants(scenario, columns)
     _check_values(scenario, columns)
+    if design.kind == "paired":
+        _paired_berv(scenario, columns)
     return _table(scenario, columns)
 
 
@@ -194,11 +197,16 @@ def _paired_variants(scenario, columns):
         else:
             base[rows] = base[rows] + value
     out[name] = base
-    if name in ("mjd_utc", "exptime_s", "ra_deg", "dec_deg"):
-        rows = variant > 0
-        out["berv_kms"][rows] = barycentric_correction(out["ra_deg"][rows], out["dec_deg"][rows],
-                                                       out["mjd_utc"][rows], out["exptime_s"][rows], scenario.site)
     return out
+
+
+def _paired_berv(scenario, columns):
+    """BERV of the variants again where the paired factor is one of its inputs (values already range-checked)."""
+    if scenario.model.design.factor in ("mjd_utc", "exptime_s", "ra_deg", "dec_deg"):
+        rows = columns["variant"] > 0
+        columns["berv_kms"][rows] = barycentric_correction(columns["ra_deg"][rows], columns["dec_deg"][rows],
+                                                           columns["mjd_utc"][rows], columns["exptime_s"][rows],
+                                                           scenario.site)
 
 
 def _check_values(scenario, columns):
@@ -217,9 +225,10 @@ def _check_values(scenario, columns):
                 location = scenario.plan.locations.get(name, ("design",))
                 if scenario.model.design.kind == "paired" and name == scenario.model.design.factor:
                     location = ("design",)
-                scenario.fail(location, f"{name} = {values[i]:g} drawn for target {_target_id(columns['target_index'][i])}"
-                              f" epoch {columns['epoch'][i]} is outside {lo:g}-{hi:g} {spec.unit_text}; bound the "
-                              "distribution (truncated) or the relation inputs so it stays inside")
+                target = _target_id(columns["target_index"][i])
+                scenario.fail(location, f"{name} = {values[i]:g} drawn for target {target} epoch {columns['epoch'][i]} "
+                              f"is outside the range {describe_range(lo, hi, spec.unit_text)}; bound the distribution "
+                              "(truncated) or the relation inputs so it stays inside")
 
 
 def _target_id(index):

@@ -20,9 +20,12 @@ A scenario is a YAML mapping (full reference with examples: ``docs/scenarios.md`
     analysis: {models: [...], ...}   # training and metrics (schema: analysis.config)
     regression: {baseline: ..., tolerances: ...}
 
-Unknown keys fail everywhere. Every problem found by
+Unknown keys fail everywhere (the nearest valid key is suggested). Every problem found by
 ``load_scenario`` raises ``ScenarioError`` naming the file, the line, the key path and the fix, before
-any sampling or simulation happens.
+any sampling or simulation happens: besides the schema, values must be finite and in range, the
+population must fit in memory (``simharps.scenario.budget``) and the output window must hold data
+(``simharps.scenario.coverage``). ``Scenario.check_disk(out_dir)`` compares the dataset's size with
+the free disk space, for a caller about to write it.
 
 Example
 -------
@@ -34,6 +37,7 @@ Example
 import datetime
 import glob
 import hashlib
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,28 +46,28 @@ from typing import Annotated, Dict, List, Literal, Optional, Tuple, Union
 import astropy.units as u
 import numpy as np
 from astropy.time import Time
-from pydantic import (BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr,
+from pydantic import (BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, TypeAdapter,
                       ValidationError)
 
 from analysis.config import AnalysisConfig, RegressionConfig
+from simharps.extraction import BERV_LIMIT_KMS
 from simharps.grids import PRODUCT_RANGE_AA, PRODUCT_STEP_AA
 from simharps.kinematics import MJD_RANGE
+from simharps.parameters import SIMULATED_FIBRE_ERAS
 from simharps.scenario import distributions as dist
-from simharps.scenario.errors import ScenarioError
-from simharps.scenario.parameters import (DEFAULTS, DERIVED, EPOCH, PARAMETERS, TARGET,
+from simharps.scenario.budget import free_disk_bytes, physical_memory_bytes, storage_bytes, table_problem
+from simharps.scenario.coverage import uncovered_gap_aa
+from simharps.scenario.eras import ERA_WINDOWS_MJD, FIBRE_UPGRADE_MJD
+from simharps.scenario.errors import ScenarioError, suggest
+from simharps.scenario.parameters import (DEFAULT_DISTRIBUTIONS, DERIVED, EPOCH, PARAMETERS, TARGET,
                                           parse_quantity)
+from simharps.scenario.population import sample_population
 from simharps.scenario.relations import MAIN_SEQUENCE_TEFF_RANGE_K
-from simharps.scenario.yamlio import dotted, line_of, load_yaml
+from simharps.scenario.yamlio import MAX_TEXT_CHARS, dotted, line_of, load_yaml
 from simharps.sites import SITES
 
 STAGES = ("stellar", "ism", "atmosphere", "telescope", "fibre", "instrument", "noise")
 """Forward-model stages a scenario can switch on, in chain order."""
-
-FIBRE_UPGRADE_MJD = 57174.0
-"""2015-06-01 (UTC): HARPS fibre-link upgrade (octagonal fibres, late May/June 2015; Lo Curto et al. 2015,
-The Messenger 162, 9). ``fibre_era: auto`` is ``pre2015`` before it and ``post2015`` from it on."""
-
-ERA_WINDOWS_MJD = {"pre2015": (MJD_RANGE[0], FIBRE_UPGRADE_MJD), "post2015": (FIBRE_UPGRADE_MJD, MJD_RANGE[1])}
 
 Scalar = dist.Scalar
 DateLike = Union[datetime.datetime, datetime.date, StrictInt, StrictFloat, StrictStr]
@@ -252,15 +256,30 @@ class Scenario:
     @property
     def n_spectra(self):
         """Number of population rows (spectra) this scenario produces; None for a real-data source."""
+        return None if self.kind == "real" else _n_rows(self.model, self.plan)
+
+    @property
+    def n_channels(self):
+        """Channels of each stored spectrum: the sub-sampled count, or the window's 0.01 A pixels."""
+        if self.subsample is not None:
+            return self.subsample.channels
+        start, stop = self.window_aa
+        return int(round((stop - start) / PRODUCT_STEP_AA)) + 1
+
+    @property
+    def storage_bytes(self):
+        """Upper bound of the dataset's size on disk (uncompressed float16 arrays), bytes; None for real data."""
         if self.kind == "real":
             return None
-        population, design = self.model.population, self.model.design
-        n = population.n_targets * population.epochs_per_target
-        if design.kind == "factorial":
-            n *= int(np.prod([len(levels) for levels in self.plan.factors.values()]))
-        if design.kind == "paired":
-            n *= 1 + len(self.plan.paired_values or self.plan.paired_deltas)
-        return n
+        return storage_bytes(self.n_spectra, self.n_channels, self.components)
+
+    def check_disk(self, out_dir):
+        """Raise ScenarioError when the dataset may not fit in the free space where ``out_dir`` would be."""
+        need, free = self.storage_bytes, free_disk_bytes(out_dir)
+        if need is not None and need > free:
+            self.fail(("population", "n_targets"), f"the dataset of {self.n_spectra:,} spectra x {self.n_channels:,} "
+                      f"channels needs up to {need / 1e9:,.3g} GB (uncompressed), but only {free / 1e9:,.3g} GB are "
+                      f"free at {out_dir}; lower n_targets or epochs_per_target, narrow output.window or subsample")
 
     def to_dict(self):
         """JSON-ready dump of the validated scenario (defaults filled in), for a dataset manifest."""
@@ -290,8 +309,6 @@ class Scenario:
 
     def population(self, targets=None):
         """``sample_population(self, targets)``: the truth table, one row per spectrum."""
-        from simharps.scenario.population import sample_population
-
         return sample_population(self, targets=targets)
 
     def __repr__(self):
@@ -302,7 +319,8 @@ def load_scenario(path):
     """Read, validate and compile the scenario file at ``path``; ScenarioError on any problem."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open(encoding="utf-8") as handle:
+            text = handle.read(MAX_TEXT_CHARS + 1)  # enough for load_yaml to refuse an oversized file (or /dev/zero)
     except (OSError, UnicodeDecodeError) as exc:
         raise ScenarioError(f"cannot read the scenario file: {exc}", path=path) from None
     return Scenario.from_yaml(text, path=path)
@@ -323,21 +341,27 @@ def _translate(exc, path, lines):
     kind = error["type"]
     if kind == "extra_forbidden":
         allowed = _allowed_keys(loc[:-1])
-        reason = f"unknown key {loc[-1]!r}"
-        if allowed:
-            import difflib
-
-            close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
-            reason += (f"; did you mean {close[0]!r}?" if close else "") + " Allowed here: " + ", ".join(allowed)
+        reason = f"unknown key {loc[-1]!r}" + (suggest(loc[-1], allowed, "allowed here") if allowed else "")
     elif kind == "missing":
         reason = f"missing required key {loc[-1]!r}; add it"
     elif kind == "union_tag_invalid":
-        reason = f"{error['msg']}"
+        tags = [tag.strip(" '") for tag in error["ctx"]["expected_tags"].split(",")]
+        reason = f"unknown kind {error['ctx']['tag']!r}" + suggest(error["ctx"]["tag"], tags, "kinds")
+    elif kind == "union_tag_not_found":
+        reason = f"missing key 'kind'; add it (got {_short_repr(error.get('input'))})"
+    elif kind == "value_error":
+        reason = str(error["ctx"]["error"])
     else:
-        reason = f"{error['msg']} (got {error.get('input')!r})"
+        reason = f"{error['msg']} (got {_short_repr(error.get('input'))})"
     if len(errors) > 1:
         reason += f" [{len(errors) - 1} more problem(s) after this one]"
     raise ScenarioError(reason, path=path, line=line_of(lines, loc), location=dotted(loc))
+
+
+def _short_repr(value, limit=80):
+    """``repr(value)``, cut to ``limit`` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _members(annotation):
@@ -382,8 +406,9 @@ def _allowed_keys(loc):
 def _compile(scenario):
     model, plan = scenario.model, Plan()
     fail = scenario.fail
-    if _site_key(model.instrument.site) not in SITES:
-        fail(("instrument", "site"), f"unknown site {model.instrument.site!r}; use one of {sorted(SITES)}")
+    site = model.instrument.site
+    if _site_key(site) not in SITES:
+        fail(("instrument", "site"), f"unknown site {site!r}" + suggest(site, sorted(SITES), "sites"))
     if len(set(model.stages)) != len(model.stages):
         fail(("stages",), "a stage is listed twice; list each once")
     plan.window_aa = _window(scenario)
@@ -405,6 +430,7 @@ def _compile(scenario):
     _parameters(scenario, plan)
     _design(scenario, plan)
     _consistency(scenario, plan)
+    _budget(scenario, plan)
     return plan
 
 
@@ -416,7 +442,7 @@ def _window(scenario):
         values = []
         for index, value in enumerate(output.window):
             try:
-                values.append(parse_quantity(value, u.AA, "window edge"))
+                values.append(_finite_quantity(value, u.AA, "window edge"))
             except ValueError as exc:
                 scenario.fail(("output", "window", index), str(exc))
         start, stop = values
@@ -429,11 +455,50 @@ def _window(scenario):
                 scenario.fail(("output", "window", index), f"window edge {edge!r} A is not on the 0.01 A product "
                               f"lattice; use {round(edge / PRODUCT_STEP_AA) * PRODUCT_STEP_AA:.2f}")
         start, stop = round(start, 2), round(stop, 2)
+        _check_coverage(scenario, start, stop)
     n_pixels = int(round((stop - start) / PRODUCT_STEP_AA)) + 1
     if output.subsample is not None and output.subsample.channels > n_pixels:
         scenario.fail(("output", "subsample", "channels"), f"{output.subsample.channels} channels exceed the "
                       f"{n_pixels} pixels of the window {start:.2f}-{stop:.2f} A; use at most {n_pixels}")
     return (start, stop)
+
+
+def _check_coverage(scenario, start, stop):
+    """Refuse a window no HARPS order reaches at any BERV (inside the CCD gap or beyond the last order)."""
+    gap = uncovered_gap_aa(start, stop)
+    if gap is None:
+        return
+    low, high = max(gap[0], PRODUCT_RANGE_AA[0]), min(gap[1], PRODUCT_RANGE_AA[1])
+    where = "the gap between the blue and red CCDs" if np.isfinite(gap).all() else "beyond the last order"
+    scenario.fail(("output", "window"), f"window [{start:.2f}, {stop:.2f}] A has no data: no HARPS order reaches "
+                  f"{low:.2f} to {high:.2f} A ({where}) at any BERV within {BERV_LIMIT_KMS:g} km/s; move or widen "
+                  "the window")
+
+
+def _n_rows(model, plan):
+    """Population rows of a simulated scenario: targets x epochs x factorial cells x paired variants."""
+    population, design = model.population, model.design
+    n = population.n_targets * population.epochs_per_target
+    if design.kind == "factorial":
+        n *= math.prod(len(levels) for levels in plan.factors.values())
+    if design.kind == "paired":
+        n *= 1 + len(plan.paired_values or plan.paired_deltas)
+    return n
+
+
+def _budget(scenario, plan):
+    """Refuse a population too large to sample on this machine, with the memory estimate."""
+    problem = table_problem(_n_rows(scenario.model, plan), physical_memory_bytes())
+    if problem is not None:
+        scenario.fail(("population", "n_targets"), problem)
+
+
+def _finite_quantity(value, unit, what):
+    """``parse_quantity`` that also refuses NaN and infinities (ValueError says why)."""
+    number = parse_quantity(value, unit, what)
+    if not math.isfinite(number):
+        raise ValueError(f"{what} must be a finite number, got {value!r}")
+    return number
 
 
 def _date_to_mjd(value, what):
@@ -462,7 +527,7 @@ def _observing(scenario, plan):
                       f"{MJD_RANGE[1]:.0f} (1962-2100), got MJD {mjd[0]:.2f}-{mjd[1]:.2f}")
     plan.dates_mjd = (mjd[0], mjd[1])
     try:
-        sun = parse_quantity(observing.sun_altitude_max, u.deg, "sun_altitude_max")
+        sun = _finite_quantity(observing.sun_altitude_max, u.deg, "sun_altitude_max")
     except ValueError as exc:
         scenario.fail(("observing", "sun_altitude_max"), str(exc))
     if not -90.0 < sun <= 0.0:
@@ -478,7 +543,7 @@ def _scalar(scenario, spec, value, location):
             scenario.fail(location, f"{spec.name} must be one of {', '.join(spec.choices)}, got {value!r}")
         return value
     try:
-        return parse_quantity(value, spec.unit, spec.name)
+        return _finite_quantity(value, spec.unit, spec.name)
     except ValueError as exc:
         scenario.fail(location, str(exc))
 
@@ -493,9 +558,9 @@ def _check_range(scenario, spec, bounds, location, what="values"):
     for (lo, hi), name in ranges:
         if (low is not None and low < lo) or (high is not None and high > hi):
             text = dist.describe_bounds(bounds)
-            scenario.fail(location, f"{spec.name} {what} reach {text} {spec.unit_text}, outside {lo:g}-{hi:g} "
-                          f"{spec.unit_text}, {name}; narrow the distribution (a normal/lognormal is judged by its "
-                          f"1e-9 quantiles: use truncated to bound it)"
+            scenario.fail(location, f"{spec.name} {what} reach {text} {spec.unit_text}, outside {name}, "
+                          f"{dist.describe_range(lo, hi, spec.unit_text)}; narrow the distribution (a normal/lognormal "
+                          "is judged by its 1e-9 quantiles: use truncated to bound it)"
                           + ("" if lo == spec.valid[0] and hi == spec.valid[1] else
                              " or use stellar_model: phoenix with phoenix_dir"))
 
@@ -510,7 +575,7 @@ def _sampler(scenario, spec, body, location):
 
     def q(value, key, unit=spec.unit):
         try:
-            return parse_quantity(value, unit, f"{spec.name} {kind} {key}")
+            return _finite_quantity(value, unit, f"{spec.name} {kind} {key}")
         except ValueError as exc:
             scenario.fail(loc + (key,), str(exc))
 
@@ -555,8 +620,8 @@ def _sampler(scenario, spec, body, location):
     if kind == "choice":
         values = [_scalar(scenario, spec, value, loc + ("values", index)) for index, value in enumerate(body.values)]
         if body.weights is not None:
-            if len(body.weights) != len(values) or not sum(body.weights) > 0:
-                scenario.fail(loc + ("weights",), f"give {len(values)} non-negative weights, not all zero")
+            if len(body.weights) != len(values) or not 0 < sum(body.weights) < math.inf:
+                scenario.fail(loc + ("weights",), f"give {len(values)} finite non-negative weights, not all zero")
         return dist.Choice(values, body.weights)
     if kind == "main_sequence":
         scatter = q(body.scatter, "scatter", u.dex)
@@ -591,12 +656,8 @@ def _parameters(scenario, plan):
             location = ("population", section, name)
             spec = PARAMETERS.get(name)
             if spec is None:
-                import difflib
-
-                close = difflib.get_close_matches(name, list(PARAMETERS), n=1)
                 why = f"{name!r} is derived, never drawn" if name in DERIVED else f"unknown parameter {name!r}"
-                scenario.fail(location, why + (f"; did you mean {close[0]!r}?" if close else "")
-                              + " Drawable: " + ", ".join(PARAMETERS))
+                scenario.fail(location, why + suggest(name, PARAMETERS, "drawable"))
             if name in given:
                 scenario.fail(location, f"{name} is given in both per_target and per_epoch; keep one")
             if level == EPOCH and name in ("ra_deg", "dec_deg", "distance_pc"):
@@ -618,10 +679,11 @@ def _parameters(scenario, plan):
     plan.airmass_given = "airmass" in plan.samplers
 
 
-def _default_spec(name):
-    from pydantic import TypeAdapter
+_SPEC_ADAPTER = TypeAdapter(dist.DistributionSpec)
 
-    return TypeAdapter(dist.DistributionSpec).validate_python(DEFAULTS[name])
+
+def _default_spec(name):
+    return _SPEC_ADAPTER.validate_python(DEFAULT_DISTRIBUTIONS[name])
 
 
 def _design(scenario, plan):
@@ -631,8 +693,8 @@ def _design(scenario, plan):
             location = ("design", "factors", name)
             spec = PARAMETERS.get(name)
             if spec is None:
-                scenario.fail(location, f"{name!r} cannot be a factor: factors are drawable parameters "
-                              f"({', '.join(PARAMETERS)})")
+                scenario.fail(location, f"{name!r} cannot be a factor"
+                              + suggest(name, PARAMETERS, "drawable parameters"))
             if name in scenario.model.population.per_target or name in scenario.model.population.per_epoch:
                 scenario.fail(location, f"{name} is a factor and also has a distribution in population; remove one")
             values = [_scalar(scenario, spec, value, location + (index,)) for index, value in enumerate(levels)]
@@ -650,7 +712,8 @@ def _design(scenario, plan):
         location = ("design", "factor")
         name = design.factor
         if name != "mjd_utc" and name not in PARAMETERS:
-            scenario.fail(location, f"{name!r} cannot be a paired factor: use a drawable parameter or mjd_utc")
+            scenario.fail(location, f"{name!r} cannot be a paired factor"
+                          + suggest(name, ["mjd_utc", *PARAMETERS], "mjd_utc or a drawable parameter"))
         if name != "mjd_utc" and name not in plan.samplers:
             scenario.fail(location, f"{name} is not part of this population; give it a distribution first")
         if (design.values is None) == (design.deltas is None):
@@ -666,19 +729,30 @@ def _design(scenario, plan):
             try:
                 if name == "mjd_utc":
                     parsed.append(_date_to_mjd(value, "mjd_utc value") if key == "values"
-                                  else parse_quantity(value, u.d, "mjd_utc delta"))
+                                  else _finite_quantity(value, u.d, "mjd_utc delta"))
                 elif key == "values":
                     parsed.append(_scalar(scenario, PARAMETERS[name], value, location))
                 else:
-                    parsed.append(parse_quantity(value, PARAMETERS[name].unit, f"{name} delta"))
+                    parsed.append(_finite_quantity(value, PARAMETERS[name].unit, f"{name} delta"))
             except ValueError as exc:
                 scenario.fail(location, str(exc))
         if name != "mjd_utc" and key == "values" and not is_string:
             _check_range(scenario, PARAMETERS[name], (min(parsed), max(parsed)), ("design", key), what="values")
+        if name == "mjd_utc":
+            _check_paired_dates(scenario, plan, key, parsed)
         if key == "values":
             plan.paired_values = parsed
         else:
             plan.paired_deltas = parsed
+
+
+def _check_paired_dates(scenario, plan, key, parsed):
+    """Paired mjd_utc variants (values, or observing.dates shifted by the deltas) inside MJD_RANGE."""
+    start, stop = plan.dates_mjd
+    low, high = (min(parsed), max(parsed)) if key == "values" else (start + min(parsed), stop + max(parsed))
+    if low < MJD_RANGE[0] or high > MJD_RANGE[1]:
+        scenario.fail(("design", key), f"paired mjd_utc variants reach MJD {low:.6g} to {high:.6g}, outside MJD "
+                      f"{MJD_RANGE[0]:.0f} to {MJD_RANGE[1]:.0f}; use smaller {key}")
 
 
 def _consistency(scenario, plan):
@@ -717,7 +791,14 @@ def _consistency(scenario, plan):
     eras = _string_values(plan, "fibre_era")
     for era in eras:
         if era == "auto":
+            if stop > FIBRE_UPGRADE_MJD and "post2015" not in SIMULATED_FIBRE_ERAS:
+                scenario.fail(plan.locations["fibre_era"], "fibre_era auto gives post2015 observations after "
+                              "2015-06-01, and the chain simulates only pre2015 (the 2003 order layout and blaze): "
+                              "end observing.dates before 2015-06-01 or use fibre_era: pre2015")
             continue
+        if era not in SIMULATED_FIBRE_ERAS:
+            scenario.fail(plan.locations["fibre_era"], f"fibre_era {era} is not simulated yet (the chain has the "
+                          f"2003 order layout and blaze only): use {', '.join(SIMULATED_FIBRE_ERAS)}")
         era_start, era_stop = ERA_WINDOWS_MJD[era]
         if max(start, era_start) >= min(stop, era_stop):
             scenario.fail(plan.locations["fibre_era"], f"fibre_era {era} does not overlap observing.dates "
