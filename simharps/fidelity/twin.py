@@ -1,0 +1,225 @@
+"""Simulated twins of real spectra: each real spectrum re-simulated under its own header conditions.
+
+A twin takes from the real spectrum's dataset row (header metadata under the contract names, docs/ingest.md):
+``berv_kms`` (the header's classical DRS BERV, passed as is, so the twin's tellurics and instrument features sit
+exactly where the real ones do), ``airmass`` (the header's start value, simulated as if mid-exposure),
+``exptime_s``, ``mjd_utc``, ``ra_deg``, ``dec_deg``, ``pwv_mm`` (fitted at ingest, else the site default),
+``seeing_arcsec`` (the header's start value where positive; DRS headers write -1 when not recorded, then the
+forward model's default 1.0"), ``read_noise_e`` and ``gain_e_per_adu``; and ``rv_kms`` (the CCF velocity measured
+at ingest, else the label's). The star comes from a labels CSV::
+
+    target,teff_k,logg_cgs,mh_dex,vsini_kms,vmag,rv_kms
+    HD128621,5231,4.53,0.22,1.0,1.33,
+
+(name column ``name``/``target``/``object``/``star``/``target_id``, names normalised as in
+``simharps.ingest.targets.normalise_name``; ``teff_k`` and ``vmag`` required, the others optional). A row matches
+through its ``object``, ``target_id`` or ``target_name``.
+
+Twin ``i`` uses ``numpy.random.SeedSequence(seed, spawn_key=(i, copy))``: copy 0 is the twin, copy 1 a second
+noise draw of the same conditions (for the noise texture, ``simharps.fidelity.noise``).
+
+Example
+-------
+>>> labels = read_star_labels("labels.csv")
+>>> params, sources = twin_parameters(dataset.table[0], labels)
+>>> twins = simulate_twins(dataset.table, labels, window=(6000.0, 6300.0), seed=13)
+"""
+
+import csv
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from simharps.errors import ParameterError, SimharpsError
+from simharps.forward import simulate
+from simharps.ingest.targets import NAME_COLUMNS, normalise_name
+from simharps.sites import SITES
+
+STAR_COLUMNS = {
+    "teff_k": ("teff_k", "teff"),
+    "logg_cgs": ("logg_cgs", "logg"),
+    "mh_dex": ("mh_dex", "mh", "[m/h]", "feh", "[fe/h]", "fe_h"),
+    "vsini_kms": ("vsini_kms", "vsini"),
+    "vmag": ("vmag", "v"),
+    "rv_kms": ("rv_kms", "rv"),
+}
+REQUIRED_LABELS = ("teff_k", "vmag")
+CONDITION_COLUMNS = ("berv_kms", "airmass", "exptime_s", "mjd_utc", "ra_deg", "dec_deg", "pwv_mm", "read_noise_e",
+                     "gain_e_per_adu")
+TWIN_ARRAYS = ("flux", "error", "expected", "stellar", "telluric", "response")
+"""Arrays of a twin set: the noisy product, its error, the noiseless product and the truth components."""
+
+
+def read_star_labels(csv_path):
+    """{normalised name: {teff_k, logg_cgs, mh_dex, vsini_kms, vmag, rv_kms, name}} (None where a value is blank)."""
+    path = Path(csv_path)
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            fields = {name.strip().lower(): name for name in (reader.fieldnames or [])}
+            name_field = next((fields[c] for c in NAME_COLUMNS if c in fields), None)
+            if name_field is None:
+                raise ParameterError(f"{path}: labels CSV needs a name column (one of {', '.join(NAME_COLUMNS)})")
+            columns = {label: next((fields[a] for a in aliases if a in fields), None)
+                       for label, aliases in STAR_COLUMNS.items()}
+            missing = [label for label in REQUIRED_LABELS if columns[label] is None]
+            if missing:
+                raise ParameterError(f"{path}: labels CSV lacks the column(s) {missing}")
+            labels = {}
+            for line, record in enumerate(reader, start=2):
+                key = normalise_name(record.get(name_field))
+                if key and key not in labels:
+                    labels[key] = {label: _number(path, line, column, record.get(column)) if column else None
+                                   for label, column in columns.items()}
+                    labels[key]["name"] = record[name_field].strip()
+    except OSError as exc:
+        raise ParameterError(f"{path}: cannot read the labels CSV ({exc})") from exc
+    return labels
+
+
+def _number(path, line, column, text):
+    if text is None or not text.strip():
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise ParameterError(f"{path}, line {line}: {column} = {text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise ParameterError(f"{path}, line {line}: {column} = {text!r} is not finite")
+    return value
+
+
+def _value(row, name):
+    """A finite float from a table row, or None (NaN and absent columns are missing)."""
+    try:
+        value = float(row[name])
+    except (KeyError, ValueError, TypeError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def row_label(row, labels):
+    """The labels of a dataset row's star, or None: matched through ``object``, ``target_id``, ``target_name``."""
+    for column in ("object", "target_id", "target_name", "label_name"):
+        try:
+            key = normalise_name(str(row[column]))
+        except KeyError:
+            continue
+        if key in labels:
+            return labels[key]
+    return None
+
+
+def twin_parameters(row, labels):
+    """Forward-model parameters of one real spectrum's twin, and where each condition came from.
+
+    Returns ``(params, sources)``; raises ParameterError when the star has no label or a condition is missing.
+    """
+    star = row_label(row, labels)
+    if star is None:
+        raise ParameterError(f"no label for object {_text(row, 'object')!r} (target {_text(row, 'target_id')!r})")
+    missing = [name for name in REQUIRED_LABELS if star[name] is None]
+    if missing:
+        raise ParameterError(f"label {star['name']!r} lacks {missing}")
+    params = {name: star[name] for name in ("teff_k", "logg_cgs", "mh_dex", "vsini_kms", "vmag")
+              if star[name] is not None}
+    sources = {}
+    for name in CONDITION_COLUMNS:
+        value = _value(row, name)
+        if value is None and name in ("berv_kms", "airmass", "exptime_s"):
+            raise ParameterError(f"{_text(row, 'file')}: header condition {name} is missing")
+        if value is not None:
+            params[name] = value
+            sources[name] = "header" if name != "pwv_mm" else f"ingest ({_text(row, 'pwv_source') or 'unknown'})"
+    seeing = _value(row, "seeing_arcsec")
+    if seeing is not None and seeing > 0:
+        params["seeing_arcsec"] = seeing
+    sources["seeing_arcsec"] = "header" if "seeing_arcsec" in params else "default"
+    rv = _value(row, "rv_kms")
+    if rv is None:
+        rv = star["rv_kms"]
+    if rv is None:
+        raise ParameterError(f"{_text(row, 'file')}: no rv_kms (neither measured at ingest nor in the label)")
+    params["rv_kms"] = rv
+    sources["rv_kms"] = "ingest CCF" if _value(row, "rv_kms") is not None else "label"
+    site = _text(row, "site")
+    if site in SITES:
+        params["site"] = site
+    return params, sources
+
+
+def _text(row, name):
+    try:
+        return str(row[name])
+    except KeyError:
+        return ""
+
+
+def night_id(mjd_utc, lon_deg):
+    """Observing night of each exposure: the local mean solar date at the start of the night (changes at noon)."""
+    return np.floor(np.asarray(mjd_utc, dtype=float) + np.asarray(lon_deg, dtype=float) / 360.0 - 0.5).astype(int)
+
+
+def row_nights(table):
+    """``night_id`` of every row of a real dataset table (site longitude from ``simharps.sites``, default La Silla)."""
+    lon = [SITES.get(_text(row, "site"), SITES["lasilla"])["lon_deg"] for row in table]
+    return night_id(np.asarray(table["mjd_utc"], dtype=float), lon)
+
+
+@dataclass
+class TwinSet:
+    """Twins of a real set on ``wavelength_air_aa``: ``arrays`` name -> (n, m) float32 (NaN for failed rows),
+    ``second_flux`` (n, m) another noise draw or None, ``truth`` / ``sources`` per row, ``failed`` [(index, reason)]."""
+
+    wavelength_air_aa: np.ndarray
+    arrays: dict
+    second_flux: np.ndarray
+    truth: list
+    sources: list
+    failed: list = field(default_factory=list)
+
+
+def simulate_twins(table, labels, *, window, seed, second_draw=False, indices=None, progress=None):
+    """Twins of the rows ``indices`` (default all) of a real dataset ``table`` over ``window`` (A, air).
+
+    ``second_draw``: also simulate copy 1 (same conditions, another noise seed). ``progress``: a callable
+    ``progress(done, total)`` or None. Rows that cannot be simulated are NaN and listed in ``failed``.
+    """
+    indices = np.arange(len(table)) if indices is None else np.asarray(indices)
+    arrays, second, truth, sources, failed = {}, None, [], [], []
+    grid = None
+    for k, index in enumerate(indices):
+        row = table[int(index)]
+        try:
+            params, where = twin_parameters(row, labels)
+            sim = simulate(params, np.random.SeedSequence(seed, spawn_key=(int(index), 0)), components=True,
+                           window=window)
+            other = simulate(params, np.random.SeedSequence(seed, spawn_key=(int(index), 1)),
+                             window=window).flux if second_draw else None
+        except SimharpsError as problem:
+            failed.append((k, str(problem)))
+            truth.append({})
+            sources.append({})
+            continue
+        if grid is None:
+            grid = sim.wavelength_air_aa
+            arrays = {name: np.full((indices.size, grid.size), np.nan, dtype=np.float32) for name in TWIN_ARRAYS}
+            second = np.full((indices.size, grid.size), np.nan, dtype=np.float32) if second_draw else None
+        values = {"flux": sim.flux, "error": sim.error, "expected": sim.flux_expected, **sim.components}
+        no_data = ~(sim.error > 0)    # no order reaches (CCD gap, ends): NaN, as in the real datasets
+        for name in TWIN_ARRAYS:
+            arrays[name][k] = values[name]
+            if name in ("flux", "error", "expected"):
+                arrays[name][k, no_data] = np.nan
+        if second_draw:
+            second[k] = np.where(no_data, np.nan, other)
+        truth.append(sim.truth)
+        sources.append(where)
+        if progress:
+            progress(k + 1, indices.size)
+    if grid is None:
+        reasons = "; ".join(reason for _, reason in failed[:3])
+        raise SimharpsError(f"no twin could be simulated ({reasons})")
+    return TwinSet(grid, arrays, second, truth, sources, failed)

@@ -1,0 +1,139 @@
+"""simharps.fidelity: the classifier two-sample test, the noise-texture estimator, twins and the CLI."""
+
+import json
+
+import numpy as np
+import pytest
+
+from simharps.cli import main
+from simharps.fidelity import classify, degrade, noise, twin
+from simharps.forward import simulate
+
+STAR = dict(teff_k=5231.0, logg_cgs=4.53, mh_dex=0.22, vsini_kms=1.0, rv_kms=-22.0, vmag=6.0, exptime_s=60.0,
+            airmass=1.2, pwv_mm=4.0)
+WINDOW = (6100.0, 6112.0)
+LABELS = "target,teff_k,logg_cgs,mh_dex,vsini_kms,vmag,rv_kms\nHD128621,5231,4.53,0.22,1.0,1.33,-21.6\n"
+
+
+def _simulated_set(n_nights, per_night, seed):
+    """Normalised spectra of one star on ``n_nights`` nights (BERV changes by night), and the night of each."""
+    flux, error, nights = [], [], []
+    for night in range(n_nights):
+        for k in range(per_night):
+            seed_k = np.random.SeedSequence(seed, spawn_key=(night, k))
+            sim = simulate({**STAR, "berv_kms": -10.0 + 3.0 * night}, seed_k, window=WINDOW)
+            flux.append(sim.flux)
+            error.append(sim.error)
+            nights.append(night)
+    sim_wave = sim.wavelength_air_aa
+    flux_n, error_n = degrade.normalise(sim_wave, np.array(flux), np.array(error))
+    return sim_wave, flux_n, error_n, np.array(nights)
+
+
+def test_classifier_null_and_planted_difference():
+    # null: three pairs of sets from the same simulator; a 95 % interval misses 0.5 by chance 1 time in 20, so
+    # two of three must contain it (a correct test fails this < 1 % of the time)
+    nulls = []
+    for seed in (1, 3, 5):
+        wave, set_a, _, nights = _simulated_set(8, 4, seed=seed)
+        _, set_b, _, _ = _simulated_set(8, 4, seed=seed + 1)
+        nulls.append(classify.two_sample_test(set_a, set_b, nights, nights, n_components=5, n_boot=300, seed=0))
+    assert sum(r.ci_low < 0.5 < r.ci_high for r in nulls) >= 2, [r.to_dict() for r in nulls]
+    assert 0.35 < np.mean([r.auc for r in nulls]) < 0.65
+    line = np.abs(wave - wave[np.nanargmin(set_b.mean(axis=0))]) < 0.08      # the deepest line's core
+    planted = set_b.copy()
+    planted[:, line] = np.maximum(planted[:, line], 0.97)                      # most of the line missing
+    found = classify.two_sample_test(set_a, planted, nights, nights, n_components=5, n_boot=300, seed=0)
+    assert found.auc > 0.95 and found.ci_low > 0.9, found.to_dict()
+    peak = wave[np.nanargmax(np.abs(found.weights))]
+    assert abs(peak - wave[line].mean()) < 0.3                                # the weights point at the line
+
+
+def test_degrade_reaches_target_snr():
+    rng = np.random.default_rng(3)
+    flux = 1.0 + rng.normal(0, 1e-3, (50, 2000))
+    noisy, error, below = degrade.degrade_to_snr(flux, np.full(flux.shape, 1e-3), 50.0, rng)
+    assert below == 0.0
+    assert np.std(noisy) == pytest.approx(1 / 50.0, rel=0.02)
+    assert np.allclose(error, 1 / 50.0)
+
+
+def test_noise_estimator_recovers_planted_texture():
+    rng = np.random.default_rng(4)
+    wave = np.round(np.arange(4000.0, 4400.0, 0.01), 2)
+    level = 2e4 * (1.0 + 0.8 * np.sin(wave / 3.0) ** 2)            # flux (e-), so that x spans a factor 1.8
+    a, b = 0.7937, 0.2646          # a^2 + b^2 = 0.70 (variance ratio), a b / (a^2 + b^2) = 0.30 (lag-1)
+    relative = 0.002               # a flux-scaled pattern, independent in each exposure
+
+    def exposure():
+        white = rng.standard_normal(wave.size + 1)
+        return level + np.sqrt(level) * (a * white[:-1] + b * white[1:]) + relative * level * rng.standard_normal(
+            wave.size)
+
+    result = noise.summary(noise.difference_texture(wave, exposure(), exposure(), level, level, rescale=False))
+    overall = result["overall"]
+    assert overall["photon_variance_ratio"] == pytest.approx(0.70, abs=0.03)
+    assert overall["photon_acf_lag1"] == pytest.approx(0.30, abs=0.03)
+    assert overall["acf_lag2"] == pytest.approx(0.0, abs=0.03)
+    assert overall["multiplicative_rms"] == pytest.approx(np.sqrt(2) * relative, rel=0.1)
+    plain = noise.summary(noise.difference_texture(wave, level + np.sqrt(0.7 * level) * rng.standard_normal(wave.size),
+                                                   level, level, 0 * level, rescale=False))["overall"]
+    assert plain["variance_ratio"] == pytest.approx(0.70, abs=0.02)
+    assert plain["acf_lag1"] == pytest.approx(0.0, abs=0.03)
+
+
+def test_consecutive_pairs_stay_within_a_night():
+    nights = np.array([1, 1, 1, 2, 2, 3])
+    mjd = np.array([0.5, 0.501, 0.7, 1.5, 1.5001, 2.5])
+    assert noise.consecutive_pairs(nights, mjd) == [(0, 1), (1, 2), (3, 4)]
+    assert noise.consecutive_pairs(nights, mjd, max_gap_min=5.0) == [(0, 1), (3, 4)]
+
+
+def test_twin_reproduces_header_conditions(shared_data, tmp_path):
+    from simharps.io import read_harps
+
+    path = sorted((shared_data / "harps_series" / "alfcenb").glob("*.fits"))[0]
+    meta = read_harps(path).meta
+    (tmp_path / "labels.csv").write_text(LABELS)
+    labels = twin.read_star_labels(tmp_path / "labels.csv")
+    params, sources = twin.twin_parameters({**meta, "file": path.name}, labels)
+    assert sources["berv_kms"] == "header" and sources["seeing_arcsec"] == "default"    # header seeing -1
+    assert sources["rv_kms"] == "label"
+    sim = simulate(params, 0, window=WINDOW)
+    assert abs(sim.truth["berv_kms"] - meta["berv_kms"]) < 1e-3                           # km/s
+    for name in ("airmass", "exptime_s", "mjd_utc", "read_noise_e", "gain_e_per_adu"):
+        assert sim.truth[name] == meta[name]
+    assert sim.truth["vmag"] == 1.33 and sim.truth["seeing_arcsec"] == 1.0
+
+
+@pytest.mark.slow
+def test_fidelity_command_end_to_end(shared_data, tmp_path):
+    files = sorted((shared_data / "harps_series" / "alfcenb").glob("*.fits"))
+    chosen = [str(p) for p in files if p.name.startswith(("HARPS.2012-03-24", "HARPS.2012-03-25T05"))]
+    assert main(["ingest", *chosen, "--out", str(tmp_path / "real"), "--quiet"]) == 0
+    (tmp_path / "labels.csv").write_text(LABELS)
+    assert main(["fidelity", str(tmp_path / "real"), "--labels", str(tmp_path / "labels.csv"), "--out",
+                 str(tmp_path / "out"), "--window", "5150", "5200", "--no-seeing-fit", "--quiet"]) == 0
+    result = json.loads((tmp_path / "out" / "fidelity.json").read_text())
+    assert result["schema"] == "simharps-fidelity/1" and result["real_dataset"]["n_used"] == len(chosen)
+    assert set(result["windows"]) == {"mg_b"} and result["noise_texture"]["real"]["n_pairs"] >= 1
+    assert 0.5 < result["flux_scale"]["summary"]["median"] < 2.0
+    twin_set = json.loads((tmp_path / "out" / "twin" / "manifest.json").read_text())
+    assert twin_set["counts"]["n_spectra"] == len(chosen)
+    assert (tmp_path / "out" / "fidelity.html").read_text().count("<img") >= 2
+
+
+def test_simulated_bins_carry_interpolated_pixel_variance():
+    from simharps.ingest.noise import modelled_error
+
+    params = {**STAR, "berv_kms": 5.0, "vmag": 3.0}
+    window = (6150.0, 6250.0)
+    total = None
+    for k in range(3):
+        a, b = (simulate(params, np.random.SeedSequence(7, spawn_key=(k, j)), window=window) for j in (0, 1))
+        var = modelled_error(a.wavelength_air_aa, a.flux_expected, a.truth) ** 2
+        sums = noise.difference_texture(a.wavelength_air_aa, a.flux, b.flux, var, var, rescale=False,
+                                        phase=noise.pixel_phase(a.wavelength_air_aa, 5.0))
+        total = sums if total is None else total + sums
+    phase = noise.summary(total, min_count=500)["by_phase"]
+    assert np.allclose(phase["variance_ratio"], phase["linear_interpolation"], atol=0.05), phase
