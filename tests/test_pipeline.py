@@ -89,5 +89,5 @@ def test_configuration_the_forward_model_lacks_fails_before_any_work(tmp_path, c
     upgraded.write_text(text.replace("    exptime_s: 300 s", "    exptime_s: 300 s\n    fibre_era: post2015"))
     assert main(["simulate", str(upgraded), "--out", str(tmp_path / "never"), "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert "post2015.yaml" in err and "fibre_era" in err and "row 0" in err
+    assert "post2015.yaml" in err and "line 19" in err and "fibre_era post2015 is not simulated yet" in err
     assert not (tmp_path / "never").exists()

@@ -14,7 +14,6 @@ Files written to the output folder:
 
 import base64
 import html
-import math
 
 import matplotlib
 
@@ -22,6 +21,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 import numpy as np  # noqa: E402
 
+from analysis.metrics.schema import json_safe  # noqa: E402
 from simharps.dataset import write_json  # noqa: E402
 
 
@@ -29,24 +29,9 @@ TEXTURE_COLUMNS = ("variance_ratio", "photon_variance_ratio", "multiplicative_rm
                    "acf_lag2", "acf_lag3")
 
 
-def clean(value):
-    """``value`` with numpy types as Python ones and non-finite floats as None (JSON-safe)."""
-    if isinstance(value, dict):
-        return {str(k): clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [clean(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return clean(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def write_report(out, result, curves):
     """Write fidelity.json, the PNGs and fidelity.html into ``out``; returns the HTML path."""
-    write_json(out / "fidelity.json", clean(result))
+    write_json(out / "fidelity.json", json_safe(result))
     figures = {}
     for name, curve in curves.items():
         figures[f"window-{name}.png"] = _plot_window(out / f"window-{name}.png", name, curve)

@@ -25,16 +25,14 @@ Example
 >>> twins = simulate_twins(dataset.table, labels, window=(6000.0, 6300.0), seed=13)
 """
 
-import csv
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from simharps.errors import ParameterError, SimharpsError
 from simharps.forward import simulate
-from simharps.ingest.targets import NAME_COLUMNS, normalise_name
+from simharps.ingest.targets import normalise_name, read_labels
 from simharps.sites import SITES
 
 STAR_COLUMNS = {
@@ -54,41 +52,8 @@ TWIN_ARRAYS = ("flux", "error", "expected", "stellar", "telluric", "response")
 
 def read_star_labels(csv_path):
     """{normalised name: {teff_k, logg_cgs, mh_dex, vsini_kms, vmag, rv_kms, name}} (None where a value is blank)."""
-    path = Path(csv_path)
-    try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            fields = {name.strip().lower(): name for name in (reader.fieldnames or [])}
-            name_field = next((fields[c] for c in NAME_COLUMNS if c in fields), None)
-            if name_field is None:
-                raise ParameterError(f"{path}: labels CSV needs a name column (one of {', '.join(NAME_COLUMNS)})")
-            columns = {label: next((fields[a] for a in aliases if a in fields), None)
-                       for label, aliases in STAR_COLUMNS.items()}
-            missing = [label for label in REQUIRED_LABELS if columns[label] is None]
-            if missing:
-                raise ParameterError(f"{path}: labels CSV lacks the column(s) {missing}")
-            labels = {}
-            for line, record in enumerate(reader, start=2):
-                key = normalise_name(record.get(name_field))
-                if key and key not in labels:
-                    labels[key] = {label: _number(path, line, column, record.get(column)) if column else None
-                                   for label, column in columns.items()}
-                    labels[key]["name"] = record[name_field].strip()
-    except OSError as exc:
-        raise ParameterError(f"{path}: cannot read the labels CSV ({exc})") from exc
-    return labels
-
-
-def _number(path, line, column, text):
-    if text is None or not text.strip():
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise ParameterError(f"{path}, line {line}: {column} = {text!r} is not a number") from None
-    if not math.isfinite(value):
-        raise ParameterError(f"{path}, line {line}: {column} = {text!r} is not finite")
-    return value
+    return {key: {**values, "name": name}
+            for key, (name, values) in read_labels(csv_path, STAR_COLUMNS, REQUIRED_LABELS).items()}
 
 
 def _value(row, name):

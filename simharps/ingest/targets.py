@@ -161,8 +161,11 @@ def assign_targets(rows, tolerance_arcsec=10.0, name_tolerance_arcsec=120.0):
     return rows
 
 
-def read_labels(csv_path):
-    """{normalised name: (name as written, {teff_k, logg_cgs, mh_dex})} from a labels CSV (first row per name wins)."""
+def read_labels(csv_path, columns=LABEL_COLUMNS, required=()):
+    """{normalised name: (name as written, {label: float or None})} from a labels CSV (first row per name wins).
+
+    ``columns``: label -> accepted column names (case-insensitive); ``required``: labels whose column must exist.
+    """
     path = Path(csv_path)
     try:
         with path.open(newline="", encoding="utf-8") as handle:
@@ -173,10 +176,13 @@ def read_labels(csv_path):
                 raise ParameterError(f"{path}: labels CSV needs a name column (one of {', '.join(NAME_COLUMNS)}), "
                                      f"got columns {reader.fieldnames}")
             value_fields = {label: next((fields[a] for a in aliases if a in fields), None)
-                            for label, aliases in LABEL_COLUMNS.items()}
+                            for label, aliases in columns.items()}
             if not any(value_fields.values()):
                 raise ParameterError(f"{path}: labels CSV has none of the label columns "
-                                     f"{', '.join(a for aliases in LABEL_COLUMNS.values() for a in aliases)}")
+                                     f"{', '.join(a for aliases in columns.values() for a in aliases)}")
+            missing = [label for label in required if value_fields[label] is None]
+            if missing:
+                raise ParameterError(f"{path}: labels CSV lacks the column(s) {missing}")
             labels = {}
             for line, record in enumerate(reader, start=2):
                 key = normalise_name(record.get(name_field))

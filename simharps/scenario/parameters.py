@@ -19,7 +19,7 @@ Default distributions (used for a parameter the scenario does not mention) are l
 from dataclasses import dataclass, fields
 
 from simharps import parameters as table
-from simharps.parameters import EPOCH, TARGET, Parameter, parse_quantity  # noqa: F401 (re-exported to the schema)
+from simharps.parameters import EPOCH, TARGET, Parameter
 
 DRAWABLE = ("teff_k", "logg_cgs", "mh_dex", "vsini_kms", "rv_kms", "vmag", "ebv_mag", "rv_dust", "ra_deg", "dec_deg",
             "distance_pc", "vmic_kms", "vmac_kms", "ism_rv_kms", "ism_b_kms", "logn_caii_cm2", "airmass", "pwv_mm",
