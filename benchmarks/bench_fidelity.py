@@ -29,8 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
+from analysis.metrics.schema import json_safe
 from simharps.fidelity import fluxscale, run_fidelity, twin
-from simharps.fidelity.report import TEXTURE_COLUMNS, clean
+from simharps.fidelity.report import TEXTURE_COLUMNS
 from simharps.io.harps import read_e2ds, read_harps
 from simharps.pipeline import ingest_paths
 
@@ -170,7 +171,7 @@ def main():
     result = run_fidelity(real, labels, out, window=args.window, snr_levels=SNR_LEVELS, overwrite=True)
     print(f"fidelity: {result['seconds']:.0f} s")
     others = other_files(labels)
-    (out / "other_files.json").write_text(json.dumps(clean(others), indent=1))
+    (out / "other_files.json").write_text(json.dumps(json_safe(others), indent=1))
     print_numbers(result, others)
     print(f"\ntotal {time.perf_counter() - started:.0f} s; {out / 'fidelity.html'}")
 

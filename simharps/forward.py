@@ -142,6 +142,7 @@ class Simulation:
     flux_expected: np.ndarray
     truth: dict
     components: dict = field(default_factory=dict)
+    order_snr: np.ndarray = None
 
     def write_adp(self, path, *, overwrite=False):
         """Write the product as an ESO Phase-3 ADP file with the truth in ``HIERARCH SIMHARPS`` cards."""
@@ -294,12 +295,15 @@ class ForwardPlan:
         self.coarse_index = np.floor(position).astype(np.int64)
         self.coarse_fraction = (position - self.coarse_index).astype(np.float32)
         self.merge_plan = MergePlan(layout, self.grid, spectrograph.merge_trim_px, spectrograph.to_bin, pixels)
-        row = layout.order_index(SN50_ORDER)
-        centre = row * layout.n_pixels + layout.n_pixels // 2
-        sn50 = np.arange(centre - SN50_CENTRAL_PIXELS, centre + SN50_CENTRAL_PIXELS)
-        where = np.searchsorted(flat, sn50)
-        found = (where < flat.size) & (flat[np.minimum(where, flat.size - 1)] == sn50)
-        self.sn50_pixels = where[found] if found.all() else None
+        self.order_centre_pixels = {}
+        for row in range(layout.n_orders):
+            centre = row * layout.n_pixels + layout.n_pixels // 2
+            block = np.arange(centre - SN50_CENTRAL_PIXELS, centre + SN50_CENTRAL_PIXELS)
+            where = np.searchsorted(flat, block)
+            if np.all((where < flat.size) & (flat[np.minimum(where, flat.size - 1)] == block)):
+                self.order_centre_pixels[row] = where
+        self.sn50_pixels = self.order_centre_pixels.get(layout.order_index(SN50_ORDER))
+        self.n_orders = layout.n_orders
 
     def place_star(self, model, values):
         """Take the star's rest-frame lines from ``model`` (a ``StellarModel``), broaden and shift them onto the
@@ -388,6 +392,14 @@ class ForwardPlan:
         continuum_e = self.continuum_photons(model, values, factors, star, efficiency) * self.pixel_scale
         expected_e = continuum_e * self.extraction.pixel_means(density)
         return expected_e, continuum_e, star, narrow
+
+    def order_snr(self, expected_e, variance_e):
+        """Median expected S/N per extracted pixel over the centre of every order (the DRS ``SPE EXT SNn``
+        convention, n = 0..71 from the blue; NaN for orders not simulated)."""
+        snr = np.full(self.n_orders, np.nan)
+        for row, pixels in self.order_centre_pixels.items():
+            snr[row] = np.median(expected_e[pixels] / np.sqrt(variance_e[pixels]))
+        return snr
 
     def sn50(self, expected_e, variance_e):
         """Median expected S/N per extracted pixel over the centre of order 50 (None when it is not simulated)."""
@@ -495,7 +507,8 @@ class Simulator:
         return self._efficiency
 
     def simulate(self, params, seed, *, components=False, stages=None, window=None, expected_product=True):
-        """One product; see the module docstring."""
+        """One product; see the module docstring. ``Simulation.order_snr``: the expected S/N at the centre of each
+        order (``ForwardPlan.order_snr``)."""
         factors = active_factors(enabled_stages(stages))
         values = resolve_parameters(params)
         start_aa, stop_aa = product_window(window)
@@ -524,7 +537,8 @@ class Simulator:
             parts = plan.lsf_components(star, narrow)
             parts["response"] = merged.flux[-1]
         flux_expected = (merged.flux[1] if noisy else merged.flux[0]) if expected_product else None
-        return Simulation(plan.grid, merged.flux[0], merged.error, flux_expected, truth, parts)
+        return Simulation(plan.grid, merged.flux[0], merged.error, flux_expected, truth, parts,
+                          plan.order_snr(expected_e, variance_e))
 
     def simulate_batch(self, params_list, seeds, *, components=False, stages=None, window=None):
         """Many products on one grid; a spectrum that fails is reported in ``failed``, never fatal."""
