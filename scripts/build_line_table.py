@@ -62,19 +62,24 @@ ATOMIC_MASS_AMU = {
     "Tb": 158.925, "Dy": 162.500, "Ho": 164.930, "Er": 167.259, "Tm": 168.934, "Yb": 173.045,
     "Lu": 174.967, "Hf": 178.49, "Ta": 180.948, "W": 183.84, "Re": 186.207, "Os": 190.23, "Ir": 192.217,
     "Pt": 195.084, "Au": 196.967, "Hg": 200.592, "Tl": 204.38, "Pb": 207.2, "Bi": 208.980, "Th": 232.038,
-    "U": 238.029,
+    "U": 238.029, "Ne": 20.180, "Ar": 39.948, "Br": 79.904, "Kr": 83.798, "Tc": 98.0, "I": 126.904,
+    "Xe": 131.293, "Cs": 132.905, "Pm": 145.0, "Po": 209.0, "At": 210.0, "Rn": 222.0, "Fr": 223.0, "Ra": 226.0,
+    "Ac": 227.0, "Pa": 231.036,
 }
 
 
 def split_formula(formula):
-    """Element symbols of a species formula ("TiO" -> ["Ti", "O"], "CH" -> ["C", "H"])."""
+    """Element symbols of a species formula ("TiO" -> ["Ti", "O"], "CH" -> ["C", "H"], "C2" -> ["C", "C"])."""
     symbols, i = [], 0
     while i < len(formula):
         j = i + 1
         while j < len(formula) and formula[j].islower():
             j += 1
-        symbols.append(formula[i:j])
-        i = j
+        symbol, i = formula[i:j], j
+        count = 1
+        if i < len(formula) and formula[i].isdigit():
+            count, i = int(formula[i]), i + 1
+        symbols.extend([symbol] * count)
     return symbols
 
 

@@ -215,3 +215,162 @@ def test_template_cache_key_follows_synthesis_sources_and_data(monkeypatch, tmp_
         assert TemplateGrid().cache_dir.name != grid.cache_dir.name
     finally:
         templates.synthesis_hash.cache_clear()
+
+
+# --- weak-line forest, ionisation / dissociation model, molecular lines ------------------------------------------
+
+def test_forest_table_is_small_derived_and_guarded():
+    import hashlib
+    from importlib import resources
+
+    from simharps.stellar import linelist
+
+    data = resources.files("simharps.data").joinpath("stellar_forest.npz").read_bytes()
+    assert hashlib.sha256(data).hexdigest() == linelist.FOREST_TABLE_SHA256
+    assert len(data) < 5e6
+    assert resources.files("simharps.data").joinpath("stellar_forest.md").is_file()
+    table = load_line_table()
+    base = load_line_table(forest=False)
+    assert table.forest.sum() > 100_000 and not base.forest.any()
+    np.testing.assert_array_equal(table.wavelength_air_aa[~table.forest], base.wavelength_air_aa)
+    names = set(table.species_names[table.species_index[table.forest]])
+    assert {"TiO 1", "CaH 1", "MgH 1", "CH 1", "CN 1", "Fe 1", "Ti 1"} <= names
+    # every forest line reaches a central depth of 0.005 for some dwarf type
+    eta = 10.0 ** table.log_eta_type[:, table.forest].astype(float)
+    depth = maximum_depth(table.wavelength_air_aa[table.forest][None, :], table.teff_type_k[:, None]) * eta / (1 + eta)
+    assert depth.max(axis=0).min() > 0.0049
+
+
+def test_saha_and_dissociation_equilibrium():
+    from simharps.stellar.linelist import chemical_equilibrium, ionisation_fractions, photosphere_state
+
+    # iron: mostly ionised in the solar line-forming layer, mostly neutral in an M dwarf's
+    t_sun, _, ne_sun = photosphere_state(5772.0, 4.44)
+    t_m, _, ne_m = photosphere_state(3400.0, 4.9)
+    assert ionisation_fractions("Fe", t_sun, ne_sun)[1] > 0.5
+    assert ionisation_fractions("Fe", t_m, ne_m)[0] > 0.9
+    assert sum(ionisation_fractions("Ca", 5000.0, 1e12)) == pytest.approx(1.0)
+    # molecules: H2 and CO form in the cool layer, not in the hot one; carbon is locked in CO when O > C
+    hot_layer, cool_layer = photosphere_state(6500.0, 4.3), photosphere_state(3200.0, 5.0)
+    hot, cool = chemical_equilibrium(*hot_layer), chemical_equilibrium(*cool_layer)
+    free_h = {name: 10 ** (free["H"] - np.log10(layer[1])) for name, free, layer in
+              (("hot", hot, hot_layer), ("cool", cool, cool_layer))}
+    assert free_h["hot"] > 0.99 and free_h["cool"] < 0.7  # H2 takes a good part of the hydrogen in the M dwarf
+    free_c = 10 ** (cool["C"] - (np.log10(cool_layer[1]) + 8.43 - 12))
+    assert free_c < 0.01  # carbon locked in CO
+
+
+def test_logg_scaling_follows_the_population_model():
+    table = load_line_table(forest=False)
+    names = list(table.species_names)
+    at_g2 = table.logg_correction(5770.0, 3.45)  # one dex below the dwarf sequence
+    # Fe mostly ionised at G2: Fe II lines ~ g^(-1/3) (stronger at low g), Fe I ~ g^0
+    assert at_g2[names.index("Fe 2")] == pytest.approx(1.0 / 3.0, abs=0.1)
+    assert abs(at_g2[names.index("Fe 1")]) < 0.1
+    # molecules weaken at low gravity
+    assert at_g2[names.index("MgH 1")] < -0.1
+    assert np.all(table.logg_correction(5770.0, table.reference_logg_at(5770.0)) == 0.0)
+
+
+def test_relation_reproduces_the_depth_table_and_extrapolates_molecules():
+    table = load_line_table()
+    names = list(table.species_names)
+    # the population model describes the calibrated offsets of the VALD tables to a few tenths of a dex
+    assert table.model_residual_dex < 0.4
+    assert np.all(np.diff(table.theta_exc) > -0.05)  # cooler types: higher 5040/T_exc
+    # TiO: calibrated in the M tables, predicted (and vanishing) toward the K and G types
+    tio = names.index("TiO 1")
+    m2, k5, g2 = (list(table.spectral_types).index(t) for t in ("M2", "K5", "G2"))
+    assert table.species_calibrated[m2, tio] and not table.species_calibrated[g2, tio]
+    assert table.species_offset[m2, tio] > table.species_offset[k5, tio] + 1.5 > table.species_offset[g2, tio] + 3
+
+
+def test_forest_class_evaluation_matches_line_by_line_voigt_profiles():
+    from scipy.special import voigt_profile
+
+    from simharps.stellar.lines import _class_opacity, _half_width_kms, line_parameters
+
+    params = line_parameters(3500.0, 5.0, 0.0, 1.0)
+    ln_wave = np.log(6000.0) + np.arange(30000) * WORKING_STEP_KMS / C_KMS
+    centre = (np.log(params.wavelength_air_aa) - ln_wave[0]) / (WORKING_STEP_KMS / C_KMS)
+    pick = np.flatnonzero(params.forest & (centre > 0) & (centre < 30000) & (params.eta0 > 2e-4))
+    pick = np.random.default_rng(1).choice(pick, min(2000, pick.size), replace=False)
+    fast = _class_opacity(np.zeros(30000), centre[pick], params.eta0[pick], params.sigma_kms[pick],
+                          params.gamma_kms[pick], WORKING_STEP_KMS)
+    exact = np.zeros(30000)
+    for i in pick:
+        half = int(_half_width_kms(params.eta0[i], params.sigma_kms[i], params.gamma_kms[i]) / WORKING_STEP_KMS) + 2
+        lo, hi = max(int(centre[i]) - half, 0), min(int(centre[i]) + half, 30000)
+        v = (np.arange(lo, hi) - centre[i]) * WORKING_STEP_KMS
+        exact[lo:hi] += params.eta0[i] * voigt_profile(v, params.sigma_kms[i], params.gamma_kms[i]) / voigt_profile(
+            0.0, params.sigma_kms[i], params.gamma_kms[i])
+    flux_fast, flux_exact = 1 / (1 + fast), 1 / (1 + exact)
+    assert np.max(np.abs(flux_fast - flux_exact)) < 0.01
+    assert np.sqrt(np.mean((flux_fast - flux_exact) ** 2)) < 1e-3
+    # opacity area conserved (the class kernel reaches further into the wings than each line's own window)
+    assert fast.sum() == pytest.approx(exact.sum(), rel=0.02)
+
+
+def test_equivalent_widths_follow_the_voigt_curve_of_growth():
+    from scipy.special import voigt_profile
+
+    from simharps.stellar.continuum import equivalent_widths_kms
+
+    sigma, gamma = 1.0, 0.3
+    eta0 = np.logspace(-3, 4, 50)
+    width = equivalent_widths_kms(eta0, sigma, gamma, 1.0)
+    area = eta0 / voigt_profile(0.0, sigma, gamma)
+    assert width[0] == pytest.approx(area[0], rel=0.01)  # weak lines: linear
+    assert np.all(np.diff(width) > 0) and np.all(width <= area * 1.0001)
+    strong = np.pi * np.sqrt(area * gamma / np.pi)  # damping part: square root
+    assert width[-1] == pytest.approx(strong[-1], rel=0.1)
+    # exact integral of eta / (1 + eta) for a moderate line
+    v = np.linspace(-400, 400, 400001)
+    for e in (0.3, 3.0, 30.0):
+        profile = e * voigt_profile(v, sigma, gamma) / voigt_profile(0.0, sigma, gamma)
+        exact = np.trapezoid(profile / (1 + profile), v)
+        # Rodgers & Williams (1974): a few per cent, at most ~8 % in the transition from linear to saturated
+        assert equivalent_widths_kms(np.array([e]), sigma, gamma, 1.0)[0] == pytest.approx(exact, rel=0.1)
+
+
+def test_blanketing_saturates_at_the_maximum_depth():
+    from simharps.stellar.continuum import blanketing_coefficient
+
+    edges = np.array([5000.0, 5050.0, 5100.0])
+    no_balmer = lambda w: np.zeros_like(w)  # noqa: E731
+    sparse = blanketing_coefficient(edges, np.array([5010.0, 5060.0]), np.array([0.05, 0.05]), no_balmer, [0.9, 0.9])
+    np.testing.assert_allclose(sparse, 0.05 / 50.0, rtol=1e-3)
+    dense = blanketing_coefficient(edges, np.full(1000, 5020.0), np.full(1000, 0.5), no_balmer, [0.9, 0.9])
+    assert dense[0] == pytest.approx(0.9, rel=1e-4) and dense[1] == 0.0
+
+
+def test_weak_line_forest_adds_lines_and_blanketing_to_a_g_dwarf():
+    from simharps.stellar.lines import line_parameters
+    from simharps.stellar.synthesis import continuum_temperature, lattice_wavelengths, lattice_indices, normalised_lines
+
+    first, last = lattice_indices(5000.0, 5100.0)
+    wave = lattice_wavelengths(first, last)
+    counts, temperatures = [], []
+    for table in (load_line_table(forest=False), load_line_table()):
+        params = line_parameters(5770.0, 4.44, 0.0, 1.0, table=table)
+        flux = normalised_lines(np.log(wave), WORKING_STEP_KMS, 5770.0, 4.44, params)
+        depth = 1 - flux
+        minima = (depth[1:-1] > depth[:-2]) & (depth[1:-1] >= depth[2:]) & (depth[1:-1] > 0.01)
+        counts.append(int(minima.sum()))
+        temperatures.append(continuum_temperature(5770.0, 4.44, params))
+    assert counts[1] > 1.15 * counts[0]
+    assert temperatures[1] > temperatures[0] > 5770.0
+
+
+def test_molecular_bands_appear_in_m_dwarfs_only():
+    def head_ratio(teff):
+        s = synthesize(teff, 4.8 if teff < 4000 else 4.5, 0.0, window=(6635.0, 6665.0))
+        red = (s.wavelength_air_aa > 6652) & (s.wavelength_air_aa < 6662)
+        blue = (s.wavelength_air_aa > 6640) & (s.wavelength_air_aa < 6650)
+        return float(np.mean(s.normalised[red]) / np.mean(s.normalised[blue]))
+
+    ratios = [head_ratio(t) for t in (5770.0, 4500.0, 3800.0, 3300.0)]
+    # TiO 6651 A: no band head in G and mid-K dwarfs, deepening through the M dwarfs
+    assert abs(ratios[0] - 1) < 0.03 and abs(ratios[1] - 1) < 0.03
+    assert ratios[1] > ratios[2] > ratios[3]
+    assert ratios[3] < 0.9

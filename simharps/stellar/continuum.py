@@ -9,17 +9,27 @@ continuum temperature to (Chalonge & Kourganoff; Gray 2005, ch. 17)::
 
     T_b = Teff * (1 - f)^(-1/4),   f = int beta B_lambda(Teff) dlambda / int B_lambda(Teff) dlambda
 
-beta(lambda) is the blanketing coefficient of the synthesised lines: the summed equivalent widths
-of the line table and the Balmer lines per 50 A bin, divided by the bin width (the equivalent width
-of each line from the Milne-Eddington curve of growth, Doppler core and damping wing, times the
-maximum central depth A_c of ``simharps.stellar.linelist.maximum_depth``). Outside the
-synthesis range beta is held at the value of the first bin on the blue side (the near-UV is at least
-as blanketed) and decays as (lambda_edge / lambda)^4 on the red side.
+beta(lambda) is the blanketing coefficient of the synthesised lines (depth table, weak-line forest,
+molecular lines, Balmer lines) per 50 A bin. Each line's Milne-Eddington equivalent width
+``W = A_c int eta / (1 + eta) dv`` comes from the Voigt curve of growth in the approximation of Rodgers &
+Williams (1974, JOSA 64, 1130), ``W^2 = W_D^2 + W_L^2 - (W_D W_L / W_0)^2``, with W_0 = S the weak-line
+(linear) limit (S the line's opacity area), W_D the width of a pure Doppler line of area S (tabulated
+integral) and W_L = S gamma / sqrt(gamma^2 + S gamma / pi) that of a pure Lorentz line (exact for the
+``eta / (1 + eta)`` form); A_c is the maximum central depth of ``simharps.stellar.linelist.maximum_depth``.
+The lines of a bin overlap at random (the statistical band model: Goody & Yung 1989, ch. 4), so the blocked
+fraction saturates at the bin's A_c::
+
+    beta = A_c (1 - exp(-sum W / (A_c dlambda_bin)))
+
+(sum W / dlambda for sparse lines; the depth of an opaque band, A_c, for the dense molecular bands of M
+dwarfs). Outside the synthesis range beta is held at the value of the first bin on the blue side (the
+near-UV is at least as blanketed) and decays as (lambda_edge / lambda)^4 on the red side.
 
 The emergent (surface) flux is ``F_c(lambda) [1 - A_c eta(lambda) / (1 + eta(lambda))]``, so the blue is suppressed
 relative to a blackbody of Teff while the red is raised: a continuum shape that depends on Teff and
 on the line content. Approximations: grey backwarming, no bound-free edges (the Balmer jump at
-3646 A lies outside the HARPS range), missing weak lines (VALD depth < 0.1) underestimate beta.
+3646 A lies outside the HARPS range), random overlap of lines within a bin, lines weaker than the forest
+table's cut (central depth 0.005) missing.
 
 Example
 -------
@@ -55,20 +65,27 @@ _LOG_ETA_TABLE, _CORE_WIDTH_TABLE = _core_curve_of_growth()
 
 
 def equivalent_widths_kms(eta0, sigma_kms, gamma_kms, max_depth):
-    """Milne-Eddington equivalent widths (km/s) of Voigt lines, ``A_c`` times the max of core and wing widths."""
+    """Milne-Eddington equivalent widths (km/s) of Voigt lines (Rodgers & Williams 1974 combination), times A_c."""
+    area = eta0 / voigt_profile(0.0, sigma_kms, gamma_kms)
     dv_doppler = np.sqrt(2.0) * sigma_kms
-    core = dv_doppler * np.interp(np.log10(np.maximum(eta0, 1e-30)), _LOG_ETA_TABLE, _CORE_WIDTH_TABLE)
-    wing = np.pi * np.sqrt(eta0 * gamma_kms / (np.pi * voigt_profile(0.0, sigma_kms, gamma_kms)))
-    return max_depth * np.maximum(core, wing)
+    peak_doppler = area / (np.sqrt(np.pi) * dv_doppler)
+    doppler = dv_doppler * np.interp(np.log10(np.maximum(peak_doppler, 1e-30)), _LOG_ETA_TABLE, _CORE_WIDTH_TABLE)
+    lorentz = area * gamma_kms / np.sqrt(gamma_kms**2 + area * gamma_kms / np.pi)
+    combined = doppler**2 + lorentz**2 - (doppler * lorentz / np.maximum(area, 1e-300)) ** 2
+    return max_depth * np.sqrt(np.maximum(combined, np.maximum(doppler, lorentz) ** 2))
 
 
-def blanketing_coefficient(bin_edges_aa, line_wavelength_aa, line_width_aa, balmer_eta_function):
-    """beta per bin: summed equivalent widths (A) of the lines in each bin plus the Balmer absorption, / bin width."""
+def blanketing_coefficient(bin_edges_aa, line_wavelength_aa, line_width_aa, balmer_eta_function, max_depth=None):
+    """beta per bin: ``A_c (1 - exp(-sum W / (A_c dlambda)))`` of the lines' and Balmer equivalent widths (A).
+
+    ``max_depth``: A_c per bin (default 1), the saturation of randomly overlapping lines.
+    """
     summed, _ = np.histogram(line_wavelength_aa, bins=bin_edges_aa, weights=line_width_aa)
     fine = np.arange(bin_edges_aa[0], bin_edges_aa[-1], 0.05)
     eta = balmer_eta_function(fine)
     balmer, _ = np.histogram(fine, bins=bin_edges_aa, weights=eta / (1 + eta) * 0.05)
-    return np.minimum((summed + balmer) / np.diff(bin_edges_aa), 0.95)
+    saturation = np.ones(len(bin_edges_aa) - 1) if max_depth is None else np.asarray(max_depth, dtype=float)
+    return saturation * -np.expm1(-(summed + balmer) / (saturation * np.diff(bin_edges_aa)))
 
 
 def backwarmed_temperature(teff_k, bin_edges_aa, beta):

@@ -7,8 +7,10 @@ On a grid uniform in ln(lambda_air) with step ``WORKING_STEP_KMS`` (0.15 km/s)::
     F(lambda) = pi B_lambda(T_b; lambda / D)  *  K_rot+mac  (*)  [1 - A_c(lambda / D) eta / (1 + eta)],
     eta = eta_lines(lambda) + eta_Balmer(lambda)
 
-eta from ``simharps.stellar.lines`` (Voigt profiles of the VALD-derived table, Teff-interpolated,
-[M/H]-, logg- and vmic-scaled) and ``simharps.stellar.balmer`` (Stark wings); the Milne-Eddington
+eta from ``simharps.stellar.lines`` (Voigt profiles of the VALD-derived depth table and of the weak-line
+forest and molecular lines of ``stellar_forest.npz``; opacities Teff-interpolated from the dwarf
+sequence, [M/H]-, logg- (Saha / dissociation model) and vmic-scaled, see ``simharps.stellar.linelist``)
+and ``simharps.stellar.balmer`` (Stark wings); the Milne-Eddington
 form ``1 - A_c eta / (1 + eta)`` (Minnaert 1935) is the curve of growth and the blending rule, with
 the maximum central depth ``A_c = 1 - B_lambda(0.66 Teff) / B_lambda(Teff)`` of
 ``simharps.stellar.linelist.maximum_depth`` (strong-line cores keep a residual flux of ~0.08 at
@@ -24,15 +26,19 @@ Units and frames: air wavelengths in A on the lattice ``lambda_i = GRID_START_AA
 flux in erg s^-1 cm^-2 A^-1 at the stellar surface (float32).
 
 Parameter ranges: teff_k 3000-7250 K (the F0..M5 tables), logg_cgs 3.0-5.5 (the tables are for
-dwarfs; ion lines and damping are scaled from the dwarf sequence), mh_dex -2.5..+1.0, vmic_kms 0-5,
+dwarfs; line strengths and damping are scaled from the dwarf sequence), mh_dex -2.5..+1.0, vmic_kms 0-5,
 vmac_kms 0-30 (default: Valenti & Fischer 2005 eq. 1, ``3.98 + (Teff - 5770) / 650`` km/s, at least
 0.5), vsini_kms 0-300, |rv_kms| <= 1000.
 
-Limits: lines shallower than 0.1 in VALD are missing (weak-line blanketing and the weak-line
-forest are underestimated), one line-forming layer, one core-depth law for all lines (no
-chromospheric emission cores; Na D too shallow by ~0.06 in flux), and M dwarfs lack
-molecular-band pseudo-continua (only the deepest TiO lines are listed). See
-``simharps/data/stellar_lines.md``.
+Limits: lines that the opacity model makes shallower than 0.005 for every type are missing, weak lines
+carry Kurucz log gf values (partly predicted), one line-forming layer, one core-depth law for all lines
+(no chromospheric emission cores; Na D too shallow by ~0.06 in flux). M dwarfs: TiO, CaH, MgH, ZrO lines
+make the band pseudo-continua where line data exist (TiO in 4676-4950, 5600-5900 and 6400-6800 A, with a
+strength scale fitted to the TiO band heads of Gl 581); TiO bands outside those windows (5167, 5448,
+6159 A, below 4676 A) and the CaH 6382 A band have only the depth table's deepest lines, so they are too
+weak; against real M3 dwarfs (Gl 581, Gl 273) the continuum-normalised correlation is 0.6-0.75 per 100 A
+(0.9-0.97 for G and K dwarfs; ``benchmarks/bench_stellar_fidelity.py``). See
+``simharps/data/stellar_lines.md`` and ``simharps/data/stellar_forest.md``.
 
 Example
 -------
@@ -121,9 +127,11 @@ def check_window(window):
 def continuum_temperature(teff_k, logg_cgs, parameters):
     """Backwarmed continuum temperature T_b from the blanketing of all lines in ``parameters``."""
     edges = np.arange(FULL_RANGE_AA[0], FULL_RANGE_AA[1] + 1.0, BIN_WIDTH_AA)
-    widths = line_width_aa(parameters.wavelength_air_aa, equivalent_widths_kms(*parameters[1:]))
+    widths = line_width_aa(parameters.wavelength_air_aa, equivalent_widths_kms(
+        parameters.eta0, parameters.sigma_kms, parameters.gamma_kms, parameters.max_depth))
     beta = blanketing_coefficient(edges, parameters.wavelength_air_aa, widths,
-                                  lambda w: balmer_opacity(w, teff_k, logg_cgs))
+                                  lambda w: balmer_opacity(w, teff_k, logg_cgs),
+                                  maximum_depth(0.5 * (edges[1:] + edges[:-1]), teff_k))
     return backwarmed_temperature(teff_k, edges, beta)
 
 
