@@ -1,16 +1,17 @@
 """The forward chain, in order. This is the one place that lists it.
 
-=========== =========== ================ ==============================================================
-stage       role        frame            what it does
-=========== =========== ================ ==============================================================
-stellar     source      barycentric      the star (stellar model), broadened, shifted, scaled to V
-ism         factor      barycentric      interstellar Na I D / Ca II lines (narrow), dust (smooth)
-atmosphere  factor      observatory      telluric O2 + H2O lines (narrow), continuum extinction (smooth)
-telescope   factor      observatory      mirrors, ADC, fibre link (smooth)
-fibre       factor      observatory      fibre injection efficiency (smooth)
-instrument  pixels      pixels           efficiency, LSF, order pixels x blaze, merge at the BERV
-noise       noise       pixels           photon, dark and read noise, cosmic residuals
-=========== =========== ================ ==============================================================
+============ =========== ============ =====================================================================
+stage        role        frame        what it does
+============ =========== ============ =====================================================================
+stellar      source      barycentric  the star (stellar model), broadened, shifted, scaled to V
+ism          factor      barycentric  interstellar Na I D / Ca II lines (narrow), dust (smooth)
+atmosphere   factor      observatory  telluric O2 + H2O lines (narrow), continuum extinction (smooth)
+telescope    factor      observatory  mirrors, ADC, fibre link (smooth)
+fibre        factor      observatory  fibre injection efficiency (smooth)
+spectrograph factor      observatory  chromatic spectrograph + CCD efficiency relative to order 50 (smooth)
+instrument   pixels      pixels       grey efficiency, LSF, order pixels x blaze, merge at the BERV
+noise        noise       pixels       photon, dark and read noise, cosmic residuals
+============ =========== ============ =====================================================================
 
 Two engines run it: ``simharps.forward.ForwardPlan`` (fast: precomputed lattice, 1 A smooth grid, FFT LSF) and
 ``simharps.reference.reference_simulate`` (slow, exact composition on a fine grid: the test oracle). Both call the
@@ -21,7 +22,7 @@ Adding a stage: docs/contracts.md, "Adding a stage".
 from simharps.errors import ParameterError
 from simharps.parameters import PARAMETERS
 from simharps.stages import (FACTOR, AtmosphereStage, FibreStage, InstrumentStage, InterstellarStage, NoiseStage,
-                             StellarStage, TelescopeStage)
+                             SpectrographStage, StellarStage, TelescopeStage)
 
 CHAIN = (
     StellarStage(),
@@ -29,6 +30,7 @@ CHAIN = (
     AtmosphereStage(),
     TelescopeStage(),
     FibreStage(),
+    SpectrographStage(),
     InstrumentStage(),
     NoiseStage(),
 )

@@ -52,7 +52,8 @@ def test_fast_plan_equals_the_reference_composition(stages, all_on):
 
 
 def test_the_chain_is_one_ordered_list():
-    assert chain.STAGE_NAMES == ("stellar", "ism", "atmosphere", "telescope", "fibre", "instrument", "noise")
+    assert chain.STAGE_NAMES == ("stellar", "ism", "atmosphere", "telescope", "fibre", "spectrograph", "instrument",
+                                 "noise")
     assert [stage.role for stage in chain.CHAIN][:1] == ["source"]
     chain.check_chain()   # every parameter a stage reads is in the parameter table
 

@@ -5,7 +5,9 @@ from simharps.stages.base import BARYCENTRIC, FACTOR, NOISE, OBSERVATORY, PIXELS
 from simharps.stages.fibre import FibreStage
 from simharps.stages.ism import InterstellarStage
 from simharps.stages.source import InstrumentStage, NoiseStage, StellarStage
+from simharps.stages.spectrograph import SpectrographStage
 from simharps.stages.telescope import TelescopeStage
 
 __all__ = ["AtmosphereStage", "BARYCENTRIC", "FACTOR", "FibreStage", "InstrumentStage", "InterstellarStage", "NOISE",
-           "NoiseStage", "OBSERVATORY", "PIXELS", "Prepared", "SOURCE", "Stage", "StellarStage", "TelescopeStage"]
+           "NoiseStage", "OBSERVATORY", "PIXELS", "Prepared", "SOURCE", "SpectrographStage", "Stage", "StellarStage",
+           "TelescopeStage"]
