@@ -6,7 +6,7 @@ A scenario is a YAML mapping (full reference with examples: ``docs/scenarios.md`
     seed: 20240601                   # int >= 0; every random draw derives from it
     description: ...                 # optional free text
     source: {kind: simulated}        # default; or {kind: real, paths: [...]} (relative to this file)
-    stages: [stellar, ism, atmosphere, telescope, fibre, instrument, noise]   # default: all
+    stages: [stellar, ism, atmosphere, telescope, fibre, spectrograph, instrument, noise]   # default: all
     stellar_model: builtin           # or phoenix (then phoenix_dir: PATH)
     instrument: {name: HARPS, site: lasilla}
     observing: {dates: [2004-01-01, 2015-05-31], sun_altitude_max: -18 deg, max_airmass: 2.0}
@@ -50,6 +50,7 @@ from pydantic import (BaseModel, ConfigDict, Field, StrictBool, StrictFloat, Str
                       ValidationError)
 
 from analysis.config import AnalysisConfig, RegressionConfig
+from simharps.chain import STAGE_NAMES
 from simharps.extraction import BERV_LIMIT_KMS
 from simharps.grids import PRODUCT_RANGE_AA, PRODUCT_STEP_AA
 from simharps.kinematics import MJD_RANGE
@@ -65,8 +66,8 @@ from simharps.scenario.relations import MAIN_SEQUENCE_TEFF_RANGE_K
 from simharps.scenario.yamlio import MAX_TEXT_CHARS, dotted, line_of, load_yaml
 from simharps.sites import SITES
 
-STAGES = ("stellar", "ism", "atmosphere", "telescope", "fibre", "instrument", "noise")
-"""Forward-model stages a scenario can switch on, in chain order."""
+STAGES = STAGE_NAMES
+"""Forward-model stages a scenario can switch on, in chain order (``simharps.chain``)."""
 
 Scalar = dist.Scalar
 DateLike = Union[datetime.datetime, datetime.date, StrictInt, StrictFloat, StrictStr]
