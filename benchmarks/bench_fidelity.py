@@ -120,8 +120,7 @@ def print_numbers(result, others):
         if texture.get(name):
             phase = texture[name]["by_phase"]
             print(f"variance ratio by pixel phase, {name}: " + "  ".join(
-                f"{p:.2f}: {_f(v)} (lin. interp. {lin:.3f})" for p, v, lin in
-                zip(phase["phase_centre"], phase["variance_ratio"], phase["linear_interpolation"])))
+                f"{p:.2f}: {_f(v)}" for p, v in zip(phase["phase_centre"], phase["variance_ratio"])))
     gaps = np.array([p["gap_min"] for p in texture["real_pairs"]])
     ratios = np.array([p["variance_ratio"] or np.nan for p in texture["real_pairs"]])
     for low, high in ((0, 1), (1, 5), (5, 30), (30, 400)):

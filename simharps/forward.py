@@ -125,7 +125,7 @@ V-band spectrum and leaves room for RV shifts inside the stellar templates' 3700
 
 PIXEL_MARGIN_KMS = 5.0
 """Pixels are simulated when their centres lie within the window widened by BERV_LIMIT_KMS plus this margin (the
-merge interpolates between neighbouring pixel centres, < 1 km/s apart)."""
+merge's spline rebin reaches 4 pixels, < 4 km/s, on either side of a bin)."""
 
 LATTICE_PAD_KMS = 3.0
 """The lattice extends this far beyond the outermost simulated pixel centres plus the LSF kernel's half-width (which

@@ -123,7 +123,7 @@ def test_fidelity_command_end_to_end(shared_data, tmp_path):
     assert (tmp_path / "out" / "fidelity.html").read_text().count("<img") >= 2
 
 
-def test_simulated_bins_carry_interpolated_pixel_variance():
+def test_simulated_bins_carry_about_a_pixel_s_variance_like_the_drs():
     from simharps.ingest.noise import modelled_error
 
     params = {**STAR, "berv_kms": 5.0, "vmag": 3.0}
@@ -136,4 +136,8 @@ def test_simulated_bins_carry_interpolated_pixel_variance():
                                         phase=noise.pixel_phase(a.wavelength_air_aa, 5.0))
         total = sums if total is None else total + sums
     phase = noise.summary(total, min_count=500)["by_phase"]
-    assert np.allclose(phase["variance_ratio"], phase["linear_interpolation"], atol=0.05), phase
+    # the chain's spline rebin of the cumulative counts, measured in this window: ~1.29, 1.21, 1.06, 0.95, 0.83 by
+    # phase (linear interpolation gave (1 - p)^2 + p^2: 0.91 ... 0.51; real DRS bins 1.26 ... 1.06 with a 1.16 excess)
+    ratio = np.array(phase["variance_ratio"], dtype=float)
+    assert np.allclose(ratio, [1.29, 1.21, 1.06, 0.95, 0.83], atol=0.08), phase
+    assert 0.95 < np.mean(ratio) < 1.15

@@ -48,7 +48,8 @@ def test_error_column_is_honest():
     assert covered.sum() > 9000
     assert abs(np.median(pulls)) < 0.05
     scatter = 1.4826 * np.median(np.abs(pulls - np.median(pulls)))
-    # Linear interpolation of pixels onto the 0.01 A grid correlates neighbouring bins but keeps each bin's variance.
+    # The spline rebin of the cumulative counts onto the 0.01 A grid correlates neighbouring bins; the error array is
+    # each bin's own variance (covariances not propagated, the DRS convention).
     assert scatter == pytest.approx(1.0, abs=0.08)
 
 

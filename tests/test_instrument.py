@@ -9,7 +9,7 @@ from astropy.io import fits
 from simharps.constants import C_KMS, C_MS
 from simharps.errors import ParameterError
 from simharps.grids import log_lambda_grid, product_grid
-from simharps.instrument import EchelleLayout, HarpsSpectrograph
+from simharps.instrument import EchelleLayout, HarpsSpectrograph, bin_edges
 
 WAVE_FILE = "HARPS.2003-12-12T21:47:59.366_wave_A.fits"
 BLAZE_FILE = "HARPS.2003-12-12T21:42:45.093_blaze_A.fits"
@@ -137,9 +137,10 @@ def test_merge_of_a_flat_spectrum(spectrograph, flat_extraction):
     _, counts = flat_extraction
     product = spectrograph.merge(counts, berv_kms=12.0)
     covered = product.n_orders > 0
-    wave_obs = product.wavelength_air_aa / (1 + 12.0 / C_KMS)
-    expected = 100.0 * C_KMS * 0.01 / wave_obs  # e- per 0.01 A bin
-    assert np.allclose(product.flux[covered], expected[covered], rtol=2e-4)
+    expected = 100.0 * C_KMS * 0.01 / product.wavelength_air_aa  # e- per 0.01 A bin (barycentric)
+    # the rebin counts what falls into each bin: a flat spectrum comes out exact (near the ends of the orders, where
+    # the edge densities are one-sided, to the slope of the counts per pixel across a pixel, < 1e-5)
+    assert np.allclose(product.flux[covered], expected[covered], rtol=1e-5)
     assert np.all(product.flux[~covered] == 0) and np.all(product.error[~covered] == 0)
     assert set(np.unique(product.n_orders)) == {0, 1, 2}
     # inverse-variance weighting: the overlaps are less noisy than single-order stretches nearby
@@ -176,7 +177,7 @@ def test_berv_moves_instrument_features(spectrograph):
     counts = spectrograph.extract(wave, density)
     for berv in (-25.0, 0.0, 25.0):
         product = spectrograph.merge(counts, berv_kms=berv, wavelength_grid_aa=product_grid(5498.0, 5502.0))
-        depth = 1 - product.flux * product.wavelength_air_aa / (100.0 * C_KMS * 0.01 * (1 + berv / C_KMS))
+        depth = 1 - product.flux * product.wavelength_air_aa / (100.0 * C_KMS * 0.01)   # e- per barycentric bin
         centroid = np.sum(product.wavelength_air_aa * depth) / depth.sum()
         assert C_KMS * np.log(centroid / (line_aa * (1 + berv / C_KMS))) == pytest.approx(0.0, abs=0.1)
 
@@ -246,32 +247,48 @@ def test_bad_input_raises(spectrograph):
         EchelleLayout(calibration="bogus")
 
 
-def loop_merge_geometry(spectrograph, berv_kms, grid):
-    """Reference for the vectorised geometry: order by order, each bin's pixel pair found by searchsorted."""
+def loop_merge_coverage(spectrograph, berv_kms, grid):
+    """Reference for the vectorised geometry: order by order, the bins whose centres lie in the trimmed range."""
     layout = spectrograph.layout
     pixel_wave = layout.pixel_wavelength_air_aa * (1.0 + berv_kms / C_KMS)
     lo = layout.valid_pixels[:, 0] + spectrograph.merge_trim_px[0]
     hi = layout.valid_pixels[:, 1] - spectrograph.merge_trim_px[1]
-    bins, pix_a, weight_b = [], [], []
+    bins, rows = [], []
     for row in range(layout.n_orders):
         start, stop = np.interp([lo[row], hi[row]], np.arange(layout.n_pixels), pixel_wave[row])
         k = np.arange(np.searchsorted(grid, start, "left"), np.searchsorted(grid, stop, "right"))
-        a = np.clip(np.searchsorted(pixel_wave[row], grid[k], "right") - 1, 0, layout.n_pixels - 2)
         bins.append(k)
-        pix_a.append(row * layout.n_pixels + a)
-        weight_b.append((grid[k] - pixel_wave[row, a]) / (pixel_wave[row, a + 1] - pixel_wave[row, a]))
-    return np.concatenate(bins), np.concatenate(pix_a), np.concatenate(weight_b)
+        rows.append(np.full(k.size, row))
+    return np.concatenate(bins), np.concatenate(rows)
 
 
 @pytest.mark.parametrize("berv_kms", [-31.7, 0.0, 18.25])
-def test_vectorised_merge_geometry_equals_the_order_by_order_search(spectrograph, berv_kms):
+def test_merge_geometry_covers_the_bins_with_exact_edges_and_weights(spectrograph, berv_kms):
+    """The vectorised geometry: the bins each order covers as the order-by-order search finds them; their edges at
+    the exact pixel positions of lambda_k +- 0.005 A; weights that count a flat (and, away from the order ends, a
+    sloped) density exactly."""
+    layout = spectrograph.layout
     grid = product_grid()
-    bins, pix_a, weight_b = loop_merge_geometry(spectrograph, berv_kms, grid)
+    bins, rows = loop_merge_coverage(spectrograph, berv_kms, grid)
     geom = spectrograph._merge_geometry(berv_kms, grid)
     np.testing.assert_array_equal(geom.bins, bins)
-    np.testing.assert_array_equal(geom.pixel_a, pix_a)
-    np.testing.assert_array_equal(geom.pixel_b, pix_a + 1)
-    np.testing.assert_array_equal(geom.weight_b, weight_b)
+    np.testing.assert_array_equal(geom.row_first // layout.n_pixels, rows)
+    edges = bin_edges(grid)
+    np.testing.assert_allclose(edges[1:] - edges[:-1], 0.01, atol=1e-9)
+    for side, target in ((0, edges[bins]), (1, edges[bins + 1])):
+        wave = np.empty(bins.size)
+        for row in np.unique(rows):
+            chosen = rows == row
+            wave[chosen] = layout.wavelength_air_aa(geom.edges[side, chosen])[row]
+        np.testing.assert_allclose(wave * (1.0 + berv_kms / C_KMS), target, rtol=0, atol=1e-9)
+    width = geom.edges[1] - geom.edges[0]
+    pixel = geom.start[:, None] + np.arange(geom.weights.shape[1]) - (rows * layout.n_pixels)[:, None]  # in the order
+    np.testing.assert_allclose(geom.weights.sum(axis=1), width, rtol=0, atol=1e-12)
+    interior = (pixel.min(axis=1) > layout.valid_pixels[rows, 0]) & (pixel.max(axis=1) < layout.valid_pixels[rows, 1])
+    assert interior.mean() > 0.98
+    moment = np.sum(geom.weights * pixel, axis=1)
+    np.testing.assert_allclose(moment[interior], 0.5 * (geom.edges[1] ** 2 - geom.edges[0] ** 2)[interior],
+                               rtol=0, atol=1e-8)
 
 
 def test_searchsorted_left_matches_numpy():

@@ -17,10 +17,10 @@ the expected variances of the bins, ``z = d / sqrt(v_a + k^2 v_b)``; in each wav
 
 Bins with |z - median| > ``clip`` robust sigma (cosmic-ray residuals) and non-finite ones are dropped.
 The reference variance used for real and simulated spectra alike is the whole-pixel photon + read noise model of
-``simharps.ingest.noise.modelled_error`` (a bin with a pixel's variance); a simulated bin, linearly interpolated
-between two pixels, carries w_a^2 + w_b^2 of it (2/3 on average, 1/2..1 with the bin's phase): ``by_phase``
-gives var(z) in bins of the folded pixel phase (``pixel_phase``, bins covered by one order only) beside that
-linear-interpolation curve ``(1 - p)^2 + p^2``.
+``simharps.ingest.noise.modelled_error`` (a bin with a pixel's variance). ``by_phase`` gives var(z) in bins of the
+folded pixel phase (``pixel_phase``, bins covered by one order only): a linearly interpolated bin would carry
+(1 - p)^2 + p^2 of a pixel's variance (2/3 on average), the DRS-like rebin of the chain (``simharps.extraction``:
+a natural spline of the cumulative counts) about a whole pixel's, falling from ~1.2 to ~0.8 with the phase.
 
 Sums are kept per bin (``TextureSums``) so that pairs pool: ``combine`` adds them, ``summary`` turns them into
 ratios.
@@ -200,8 +200,7 @@ def summary(sums, min_count=1000):
             "overall": overall, "n_pairs": sums.n_pairs,
             "by_phase": {"phase_centre": phase_centre.tolist(), "n_bins": sums.phase[0].astype(int).tolist(),
                          "variance_ratio": [float(v) if n >= min_count else None
-                                            for v, n in zip(by_phase, sums.phase[0])],
-                         "linear_interpolation": ((1 - phase_centre) ** 2 + phase_centre**2).tolist()}}
+                                            for v, n in zip(by_phase, sums.phase[0])]}}
 
 
 def consecutive_pairs(nights, mjd_utc, max_gap_min=None):
