@@ -48,7 +48,8 @@ from pathlib import Path
 import numpy as np
 
 from simharps.constants import C_KMS
-from simharps.dataset.runner import WorkerPool, check_workers
+from simharps.dataset.runner import check_workers
+from simharps.workers import WorkerPool
 from simharps.errors import ParameterError, SimharpsError
 from simharps.grids import product_grid
 from simharps.ingest.masks import MASK_NAMES, measure_stellar_rv

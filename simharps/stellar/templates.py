@@ -38,7 +38,6 @@ import importlib.util
 import multiprocessing
 import os
 from collections import OrderedDict
-from concurrent.futures import ProcessPoolExecutor
 from functools import lru_cache
 from importlib import resources
 from itertools import product
@@ -66,6 +65,7 @@ from simharps.stellar.synthesis import (
     lattice_wavelengths,
     normalised_lines,
 )
+from simharps.workers import WorkerPool
 
 MEMORY_NODES = 128
 """Template nodes kept open per process, least recently used dropped first (memory maps of the cached files: the
@@ -206,7 +206,7 @@ class TemplateGrid:
         nodes = list(nodes)
         if workers > 1 and len(nodes) > 1:
             context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            with WorkerPool(workers, context) as pool:
                 done = pool.map(_build_node, [(self._settings(), node) for node in nodes])
                 for _ in tqdm(done, total=len(nodes), disable=not progress or not nodes, desc="stellar templates"):
                     pass
