@@ -141,7 +141,7 @@ def main():
     print(f"{args.out}: {result['n_spectra']} spectra, {len(result['seeing'])} nights; fitted seeing per night "
           f"{min(result['seeing'].values()):.2f}-{max(result['seeing'].values()):.2f}\" "
           f"(median {np.median(list(result['seeing'].values())):.2f}\")")
-    print(f"relative efficiency at 3800/4500/5565/6500/6850 A: "
+    print("relative efficiency at 3800/4500/5565/6500/6850 A: "
           + ", ".join(f"{np.interp(w, table_aa, curve):.3f}" for w in (3800, 4500, 5565, 6500, 6850)))
     print(f"per-order residual about the smooth curve: rms {np.sqrt(np.nanmean(residual**2)):.3f} (ln)")
     if args.report:

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from simharps.grids import vacuum_to_air
+from simharps.stellar.linelist import split_formula
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SOURCE = ROOT.parent / "shared" / "data" / "linelists" / "vald_depths"
@@ -66,21 +67,6 @@ ATOMIC_MASS_AMU = {
     "Xe": 131.293, "Cs": 132.905, "Pm": 145.0, "Po": 209.0, "At": 210.0, "Rn": 222.0, "Fr": 223.0, "Ra": 226.0,
     "Ac": 227.0, "Pa": 231.036,
 }
-
-
-def split_formula(formula):
-    """Element symbols of a species formula ("TiO" -> ["Ti", "O"], "CH" -> ["C", "H"], "C2" -> ["C", "C"])."""
-    symbols, i = [], 0
-    while i < len(formula):
-        j = i + 1
-        while j < len(formula) and formula[j].islower():
-            j += 1
-        symbol, i = formula[i:j], j
-        count = 1
-        if i < len(formula) and formula[i].isdigit():
-            count, i = int(formula[i]), i + 1
-        symbols.extend([symbol] * count)
-    return symbols
 
 
 def species_properties(name):
