@@ -86,7 +86,7 @@ from simharps.grids import PRODUCT_RANGE_AA, product_grid
 from simharps.instrument import MODES, HarpsSpectrograph
 from simharps.kinematics import barycentric_correction, doppler_factor
 from simharps.lsf import FWHM_PER_SIGMA, gaussian_kernel, overlap_save, overlap_save_samples
-from simharps.parameters import DEFAULTS, REQUIRED, SIMULATED_FIBRE_ERAS, check_parameters
+from simharps.parameters import DEFAULTS, PARAMETERS, SIMULATED_FIBRE_ERAS, check_parameters
 from simharps.photometry import BESSELL_V_WAVELENGTH_AA, photon_flux, synthetic_vmag
 from simharps.stages import BARYCENTRIC
 from simharps.stellar.model import BuiltinStellarModel
@@ -192,10 +192,9 @@ def resolve_parameters(params):
     the nearest valid name), defaults filled in, ``vmac_kms`` and ``berv_kms`` derived."""
     check_parameters(params)
     values = {**DEFAULTS, **{name: value for name, value in dict(params).items() if value is not None}}
-    missing = [name for name, value in values.items() if value is REQUIRED]
-    missing += [name for name in ("teff_k", "vmag", "exptime_s") if name not in values]
+    missing = [name for name, parameter in PARAMETERS.items() if parameter.required and name not in values]
     if missing:
-        raise ParameterError(f"{', '.join(sorted(set(missing)))} required")
+        raise ParameterError(f"{', '.join(missing)} required")
     if values["vmac_kms"] is None:
         values["vmac_kms"] = default_vmac_kms(values["teff_k"])
     if values["vmic_kms"] != DEFAULT_VMIC_KMS:
