@@ -89,20 +89,21 @@ def product_grid_index(wavelength_air_aa):
     return np.rint(np.asarray(wavelength_air_aa, dtype=float) / PRODUCT_STEP_AA).astype(np.int64)
 
 
-def accumulate_windows(out, nearest_index, half_width_px, profile, chunk_elements=1 << 22):
+def accumulate_windows(out, nearest_index, half_width_px, profile, chunk_elements=1 << 22, windows=None):
     """Add many short profiles into ``out`` (1-D, in place): line i covers ``out[nearest_index[i] + k]`` for
-    |k| <= its window, the window being ``half_width_px[i]`` rounded up to a power of two so that lines of one
-    window size are evaluated together, ``chunk_elements`` values at a time.
+    |k| <= its window, the window being ``half_width_px[i]`` rounded up to a power of two (or ``windows[i]`` when
+    given) so that lines of one window size are evaluated together, ``chunk_elements`` values at a time.
 
     ``profile(selected, index)`` returns the values (len(selected), window) of lines ``selected`` at the grid
     indices ``index`` (clipped into the grid; values falling outside it are dropped). Used to sum Voigt profiles
     of line lists onto log-lambda grids (stellar lines, telluric lines).
     """
     nearest_index = np.asarray(nearest_index, dtype=np.int64)
-    bucket = 2 ** np.ceil(np.log2(np.maximum(half_width_px, 1))).astype(np.int64)
+    if windows is None:
+        windows = 2 ** np.ceil(np.log2(np.maximum(half_width_px, 1))).astype(np.int64)
     n = out.size
-    for width in np.unique(bucket):
-        members = np.flatnonzero(bucket == width)
+    for width in np.unique(windows):
+        members = np.flatnonzero(windows == width)
         members = members[np.argsort(nearest_index[members], kind="stable")]
         offsets = np.arange(-width, width + 1)
         per_chunk = max(1, chunk_elements // offsets.size)
@@ -112,7 +113,10 @@ def accumulate_windows(out, nearest_index, half_width_px, profile, chunk_element
             inside = (index >= 0) & (index < n)
             if not inside.any():
                 continue
-            values = profile(selected, np.clip(index, 0, n - 1))
-            lo, hi = index[inside].min(), index[inside].max()
-            out[lo:hi + 1] += np.bincount(index[inside] - lo, weights=values[inside], minlength=hi + 1 - lo)
+            if inside.all():
+                values, index = profile(selected, index).ravel(), index.ravel()
+            else:
+                values, index = profile(selected, np.clip(index, 0, n - 1))[inside], index[inside]
+            lo, hi = index.min(), index.max()
+            out[lo:hi + 1] += np.bincount(index - lo, weights=values, minlength=hi + 1 - lo)
     return out

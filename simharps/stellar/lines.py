@@ -71,6 +71,7 @@ from scipy.special import gamma as gamma_function
 from scipy.special import voigt_profile
 
 from simharps.constants import AMU_G, C_KMS, K_BOLTZMANN_CGS
+from simharps.grids import accumulate_windows
 from simharps.stellar.linelist import (  # noqa: F401  (photosphere_state: re-exported)
     REFERENCE_VMIC_KMS,
     load_line_table,
@@ -160,37 +161,13 @@ def voigt_wing(velocity_kms, sigma_kms, gamma_kms):
 
 def _accumulate(out, nearest_index, half_width_px, profile, chunk_elements=CHUNK_ELEMENTS, fixed_width=False):
     """``simharps.grids.accumulate_windows`` with windows bucketed by factors of ``BUCKET_RATIO`` (not 2), or of exactly
-    ``half_width_px`` with ``fixed_width``.
-
-    Line i covers ``out[nearest_index[i] + k]`` for |k| <= its bucket (the smallest bucket >= half_width_px[i]);
-    ``profile(selected, index)`` returns the values (len(selected), window) at the (clipped) grid indices.
-    """
-    n = out.size
+    ``half_width_px`` with ``fixed_width``."""
     if fixed_width:
-        bucket = np.asarray(half_width_px, dtype=np.int64)
+        windows = np.asarray(half_width_px, dtype=np.int64)
     else:
         steps = np.ceil(np.log(np.maximum(half_width_px, 1)) / np.log(BUCKET_RATIO)).astype(np.int64)
-        bucket = np.ceil(BUCKET_RATIO ** steps.astype(float) - 1e-9).astype(np.int64)
-    for width in np.unique(bucket):
-        members = np.flatnonzero(bucket == width)
-        members = members[np.argsort(nearest_index[members], kind="stable")]
-        offsets = np.arange(-width, width + 1)
-        per_chunk = max(1, chunk_elements // offsets.size)
-        for start in range(0, members.size, per_chunk):
-            selected = members[start:start + per_chunk]
-            index = nearest_index[selected, None] + offsets
-            inside = (index >= 0) & (index < n)
-            if not inside.any():
-                continue
-            if inside.all():
-                values = profile(selected, index).ravel()
-                index = index.ravel()
-            else:
-                values = profile(selected, np.clip(index, 0, n - 1))[inside]
-                index = index[inside]
-            lo, hi = index.min(), index.max()
-            out[lo:hi + 1] += np.bincount(index - lo, weights=values, minlength=hi + 1 - lo)
-    return out
+        windows = np.ceil(BUCKET_RATIO ** steps.astype(float) - 1e-9).astype(np.int64)
+    return accumulate_windows(out, nearest_index, half_width_px, profile, chunk_elements, windows=windows)
 
 
 def _windowed_opacity(eta, centre_px, eta0, sigma, gamma, step_kms):
