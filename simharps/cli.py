@@ -152,7 +152,7 @@ def _spectrum(args):
         params.pop("mjd_utc")
     try:
         window = product_window(args.window)
-        check_window_has_data(*window, params.get("instrument_mode", "HAM"))
+        check_window_has_data(*window)
     except ParameterError as error:
         raise SimharpsError(f"--window: {error}") from None
     _check_output_dir(args.out)

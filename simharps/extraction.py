@@ -45,6 +45,7 @@ rebin needs eight gathered per-pixel sums per bin where interpolation needed two
 
 import threading
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy.interpolate import CubicSpline
@@ -52,7 +53,7 @@ from scipy.interpolate import CubicSpline
 from simharps.constants import C_KMS
 from simharps.errors import ParameterError
 from simharps.grids import PRODUCT_STEP_AA
-from simharps.instrument import (EDGE_TAPS, SPLINE_POLE, SPLINE_TAPS, VARIANCE_FLOOR_E2, bin_edges,
+from simharps.instrument import (EDGE_TAPS, SPLINE_POLE, SPLINE_TAPS, VARIANCE_FLOOR_E2, EchelleLayout, bin_edges,
                                  rebin_weights)
 from simharps.lsf import FWHM_PER_SIGMA, gaussian_box_kernel, overlap_save, overlap_save_index
 
@@ -535,3 +536,32 @@ class MergePlan:
             error = np.zeros(n_bins, dtype=np.float32)
             np.divide(one, np.sqrt(sum_inv), out=error, where=covered)
         return MergedProduct(flux, error)
+
+
+# Which product wavelengths HARPS records at all: a product bin (air, barycentric) gets data when some order's valid
+# pixels reach it; the orders' ranges (observatory frame) move by the BERV, at most BERV_LIMIT_KMS, so what lies
+# outside them stretched by 1 -+ BERV_LIMIT_KMS / c (the CCD gap, ~5305-5337 A, slivers at the ends) never holds data.
+
+
+@lru_cache(maxsize=1)
+def covered_ranges_aa():
+    """(n, 2) disjoint sorted intervals of air wavelength (A) that some order reaches at some |BERV| <= the limit."""
+    ranges = np.sort(EchelleLayout().valid_range_air_aa, axis=0)   # the same layout in every mode
+    stretch = BERV_LIMIT_KMS / C_KMS
+    merged = []
+    for low, high in zip(ranges[:, 0] * (1.0 - stretch), ranges[:, 1] * (1.0 + stretch)):
+        if merged and low <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], high)
+        else:
+            merged.append([low, high])
+    return np.asarray(merged)
+
+
+def uncovered_gap_aa(start_aa, stop_aa):
+    """(low, high) A of the no-data gap holding all of the window [start_aa, stop_aa] A; None if any of it has data."""
+    ranges = covered_ranges_aa()
+    if np.any((ranges[:, 0] < stop_aa) & (ranges[:, 1] > start_aa)):
+        return None
+    below = ranges[ranges[:, 1] <= start_aa, 1]
+    above = ranges[ranges[:, 0] >= stop_aa, 0]
+    return (below.max() if below.size else -np.inf, above.min() if above.size else np.inf)

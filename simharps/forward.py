@@ -81,7 +81,7 @@ from simharps.constants import C_KMS
 from simharps.detector import Detector
 from simharps.errors import ParameterError, SimharpsError
 from simharps.extraction import (BERV_LIMIT_KMS, LSF_HALF_WIDTH_SIGMA, LatticeExtraction, MergePlan, QuinticReader,
-                                 neighbour_pairs)
+                                 neighbour_pairs, uncovered_gap_aa)
 from simharps.grids import PRODUCT_RANGE_AA, product_grid
 from simharps.instrument import MODES, HarpsSpectrograph
 from simharps.kinematics import barycentric_correction, doppler_factor
@@ -226,14 +226,16 @@ def product_window(window):
     return start, stop
 
 
-def check_window_has_data(start_aa, stop_aa, mode="HAM"):
-    """ParameterError when the window (air, A, barycentric) lies inside the gap between the two CCDs, where no order
-    records light at any BERV: its product would be all zeros (``simulate`` returns them, as the archive does)."""
-    reach = BERV_LIMIT_KMS / C_KMS
-    gap_start, gap_stop = default_spectrograph(mode).layout.ccd_gap_aa
-    if start_aa * (1 - reach) >= gap_start and stop_aa * (1 + reach) <= gap_stop:
-        raise ParameterError(f"window {start_aa:g}-{stop_aa:g} A lies inside the gap between the HARPS CCDs "
-                             f"({gap_start:.1f}-{gap_stop:.1f} A): no order records it; choose a window outside it")
+def check_window_has_data(start_aa, stop_aa):
+    """ParameterError when no order records the window (air, A, barycentric) at any BERV (the gap between the two
+    CCDs, ``simharps.extraction.uncovered_gap_aa``): its product would be all zeros (``simulate`` returns them, as
+    the archive does)."""
+    gap = uncovered_gap_aa(start_aa, stop_aa)
+    if gap is not None:
+        where = "inside the gap between the HARPS CCDs" if np.isfinite(gap).all() else "beyond the last HARPS order"
+        low, high = max(gap[0], PRODUCT_RANGE_AA[0]), min(gap[1], PRODUCT_RANGE_AA[1])
+        raise ParameterError(f"window {start_aa:g}-{stop_aa:g} A lies {where} ({low:.1f}-{high:.1f} A): no order "
+                             "records it; choose a window outside it")
 
 
 def _coarse_grid(wavelength_aa):

@@ -24,7 +24,7 @@ Unknown keys fail everywhere (the nearest valid key is suggested). Every problem
 ``load_scenario`` raises ``ScenarioError`` naming the file, the line, the key path and the fix, before
 any sampling or simulation happens: besides the schema, values must be finite and in range, the
 population must fit in memory (``simharps.scenario.budget``) and the output window must hold data
-(``simharps.scenario.coverage``). ``Scenario.check_disk(out_dir)`` compares the dataset's size with
+(``simharps.extraction.uncovered_gap_aa``). ``Scenario.check_disk(out_dir)`` compares the dataset's size with
 the free disk space, for a caller about to write it.
 
 Example
@@ -51,13 +51,12 @@ from pydantic import (BaseModel, ConfigDict, Field, StrictBool, StrictFloat, Str
 
 from analysis.config import AnalysisConfig, RegressionConfig
 from simharps.chain import STAGE_NAMES
-from simharps.extraction import BERV_LIMIT_KMS
+from simharps.extraction import BERV_LIMIT_KMS, uncovered_gap_aa
 from simharps.grids import PRODUCT_RANGE_AA, PRODUCT_STEP_AA
 from simharps.kinematics import MJD_RANGE
 from simharps.parameters import SIMULATED_FIBRE_ERAS, parse_quantity
 from simharps.scenario import distributions as dist
 from simharps.scenario.budget import free_disk_bytes, physical_memory_bytes, storage_bytes, table_problem
-from simharps.scenario.coverage import uncovered_gap_aa
 from simharps.scenario.eras import ERA_WINDOWS_MJD, FIBRE_UPGRADE_MJD
 from simharps.scenario.errors import ScenarioError, suggest
 from simharps.scenario.parameters import DEFAULT_DISTRIBUTIONS, DERIVED, EPOCH, PARAMETERS, TARGET
