@@ -53,12 +53,6 @@ SEEING_GRID_ARCSEC = np.linspace(0.4, 4.0, 361)
 TABLE_STEP_AA = 5.0
 
 
-def electrons(snr, read_variance):
-    """Photo-electrons of a pixel with S/N ``snr`` and read variance ``read_variance`` (e-^2)."""
-    snr2 = np.asarray(snr, dtype=float) ** 2
-    return 0.5 * (snr2 + np.sqrt(snr2**2 + 4.0 * snr2 * read_variance))
-
-
 def order_centres_aa():
     layout = default_spectrograph().layout
     return layout.pixel_wavelength_air_aa[:, layout.n_pixels // 2]
@@ -81,13 +75,12 @@ def series():
 
 def fit(stages_off=("spectrograph",)):
     detector = Detector()
-    read_variance = detector.n_window * detector.read_noise_e**2
     centres = order_centres_aa()
     row50 = default_spectrograph().layout.order_index(SN50_ORDER)
     records = []
     for night, params, real_snr in series():
         sim = simulate(params, 0, stages={"noise": False, **{name: False for name in stages_off}})
-        ratio = electrons(real_snr, read_variance) / electrons(sim.order_snr, read_variance)
+        ratio = detector.electrons_for_snr(real_snr) / detector.electrons_for_snr(sim.order_snr)
         records.append((night, params, ratio))
     nights = sorted({night for night, _, _ in records})
     seeing = {}

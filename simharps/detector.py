@@ -109,6 +109,12 @@ class Detector:
         dark_e = self.dark_e_per_px_s * exptime_s * self.n_window
         return np.clip(electrons, 0.0, None) + dark_e + self.n_window * self.read_noise_e**2
 
+    def electrons_for_snr(self, snr):
+        """Photo-electrons of an extracted pixel whose S/N is ``snr`` (the inverse of ``variance_e`` without dark):
+        N^2 / (N + R) = snr^2 with R the read variance of the extraction window."""
+        snr2 = np.asarray(snr, dtype=float) ** 2
+        return 0.5 * (snr2 + np.sqrt(snr2**2 + 4.0 * snr2 * self.n_window * self.read_noise_e**2))
+
     def expectation(self, electrons, exptime_s):
         """Noiseless counts and their error, both in ADU: (electrons / gain, sqrt(variance) / gain)."""
         electrons = np.asarray(electrons, dtype=float)

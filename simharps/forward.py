@@ -587,10 +587,7 @@ def _calibrate(spectrograph):
     factors = active_factors(enabled_stages(None))
     expected_e = plan.expected(default_stellar_model(), resolve_parameters(REFERENCE), factors, efficiency=1.0)[0]
     signal_at_unit_eps = float(np.median(expected_e[plan.sn50_pixels]))
-    read_variance = detector.n_window * detector.read_noise_e**2
-    snr2 = REFERENCE_SNR_550**2
-    signal_needed = 0.5 * (snr2 + np.sqrt(snr2**2 + 4.0 * snr2 * read_variance))
-    return signal_needed / signal_at_unit_eps
+    return float(detector.electrons_for_snr(REFERENCE_SNR_550)) / signal_at_unit_eps
 
 
 @lru_cache(maxsize=1)

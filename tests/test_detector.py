@@ -99,3 +99,10 @@ def test_scalar_means_below_the_poisson_limit_draw_integers_plus_read_noise():
     rng = np.random.default_rng(2)
     draws = [float(photon_and_read_noise(3.0, 0.0, rng)[0]) for _ in range(200)]
     assert all(value == int(value) and value >= 0 for value in draws)
+
+
+def test_electrons_for_snr_inverts_the_variance_model():
+    detector = Detector(dark_e_per_px_s=0.0)
+    snr = np.array([3.0, 40.9, 110.0, 515.0])
+    electrons = detector.electrons_for_snr(snr)
+    np.testing.assert_allclose(electrons / np.sqrt(detector.variance_e(electrons, 600.0)), snr, rtol=1e-12)

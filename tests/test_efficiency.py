@@ -10,12 +10,7 @@ from simharps.forward import REFERENCE, REFERENCE_SNR_550, simulate
 from simharps.io import read_e2ds, read_harps
 from simharps.stages.spectrograph import relative_efficiency_table
 
-READ_VARIANCE = Detector().n_window * Detector().read_noise_e**2
-
-
-def electrons(snr):
-    snr2 = np.asarray(snr, dtype=float) ** 2
-    return 0.5 * (snr2 + np.sqrt(snr2**2 + 4.0 * snr2 * READ_VARIANCE))
+DETECTOR = Detector()
 
 
 def order_shape_rms(path, reader, star, spectrograph_on, seeing=None):
@@ -28,7 +23,7 @@ def order_shape_rms(path, reader, star, spectrograph_on, seeing=None):
     params = dict(star, vsini_kms=1.0, berv_kms=meta["berv_kms"], airmass=max(meta["airmass"], 1.0),
                   exptime_s=meta["exptime_s"], seeing_arcsec=float(seeing))
     predicted = simulate(params, 0, stages={"noise": False, "spectrograph": spectrograph_on}).order_snr
-    ratio = np.log(electrons(real) / electrons(predicted))
+    ratio = np.log(DETECTOR.electrons_for_snr(real) / DETECTOR.electrons_for_snr(predicted))
     ratio -= ratio[50]
     good = np.isfinite(ratio) & (real > 5)
     return float(np.sqrt(np.mean(ratio[good] ** 2))), float(np.exp(np.median(ratio[good][:10]))), \
