@@ -445,7 +445,8 @@ def telluric_component(grid_aa, berv_kms, airmass, pwv_mm, resolving_power):
     """The telluric truth component of a product on the barycentric ``grid_aa`` (air, A), computed exactly as a
     simulated product's: the atmosphere stage's narrow part on the 0.15 km/s lattice (observatory frame), the
     Gaussian LSF of ``resolving_power``, read at the grid moved by the BERV (``lsf_on_grid``). Used by ingest for
-    real products. NaN where the telluric tables do not reach."""
+    real products. NaN where the telluric tables do not reach. ``pwv_mm`` may be a sequence: then one row per
+    value, the lattice and its optical depths prepared once."""
     from simharps.lsf import fwhm_kms_from_resolution
     from simharps.stages import AtmosphereStage
     from simharps.telluric import default_telluric_model
@@ -456,17 +457,19 @@ def telluric_component(grid_aa, berv_kms, airmass, pwv_mm, resolving_power):
     pad = np.exp((LSF_HALF_WIDTH_SIGMA * fwhm_kms / FWHM_PER_SIGMA + LATTICE_PAD_KMS) / C_KMS)
     table_lo, table_hi = default_telluric_model().range_air_aa
     inside = (grid / berv_factor >= table_lo * pad) & (grid / berv_factor <= table_hi / pad)
-    out = np.full(grid.size, np.nan)
-    if not inside.any():
-        return out
-    first, last = lattice_indices(grid[inside][0] / berv_factor / pad, grid[inside][-1] / berv_factor * pad,
-                                  WORKING_STEP_KMS)
-    lattice = lattice_wavelengths(first, last, WORKING_STEP_KMS)
-    stage = AtmosphereStage()
-    transmission = stage.narrow(stage.prepare(lattice, None), dict(airmass=airmass, pwv_mm=pwv_mm), lattice,
-                                berv_factor)
-    out[inside] = lsf_on_grid(transmission, lattice[0], WORKING_STEP_KMS, fwhm_kms, grid[inside], berv_factor)
-    return out
+    pwv_values = np.atleast_1d(pwv_mm)
+    out = np.full((pwv_values.size, grid.size), np.nan)
+    if inside.any():
+        first, last = lattice_indices(grid[inside][0] / berv_factor / pad, grid[inside][-1] / berv_factor * pad,
+                                      WORKING_STEP_KMS)
+        lattice = lattice_wavelengths(first, last, WORKING_STEP_KMS)
+        stage = AtmosphereStage()
+        prepared = stage.prepare(lattice, None)
+        for row, pwv in zip(out, pwv_values):
+            transmission = stage.narrow(prepared, dict(airmass=airmass, pwv_mm=pwv), lattice, berv_factor)
+            row[inside] = lsf_on_grid(transmission, lattice[0], WORKING_STEP_KMS, fwhm_kms, grid[inside],
+                                      berv_factor)
+    return out if np.ndim(pwv_mm) else out[0]
 
 
 class Simulator:

@@ -134,8 +134,7 @@ def _transmission_rows(grid_aa, berv_kms, airmass, pwv_grid_mm, resolution, wind
         part = (wave_obs >= lo) & (wave_obs < hi)
         if not part.any():
             continue
-        log_t = np.log(np.clip([telluric_component(grid_aa[part], berv_kms, airmass, node, resolution)
-                                for node in nodes], 1e-30, None))
+        log_t = np.log(np.clip(telluric_component(grid_aa[part], berv_kms, airmass, nodes, resolution), 1e-30, None))
         k = np.clip(np.searchsorted(nodes, pwv_grid_mm, side="right") - 1, 0, nodes.size - 2)
         frac = ((pwv_grid_mm - nodes[k]) / (nodes[k + 1] - nodes[k]))[:, None]
         out[:, part] = np.exp(log_t[k] * (1.0 - frac) + log_t[k + 1] * frac)
