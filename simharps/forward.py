@@ -513,7 +513,8 @@ class Simulator:
     def simulate(self, params, seed, *, components=False, stages=None, window=None, expected_product=True):
         """One product; see the module docstring. ``Simulation.order_snr``: the expected S/N at the centre of each
         order (``ForwardPlan.order_snr``)."""
-        factors = active_factors(enabled_stages(stages))
+        enabled = enabled_stages(stages)
+        factors = active_factors(enabled)
         values = resolve_parameters(params)
         start_aa, stop_aa = product_window(window)
         if abs(values["berv_kms"]) > BERV_LIMIT_KMS:
@@ -523,7 +524,7 @@ class Simulator:
         expected_e, continuum_e, star, narrow = plan.expected(self.stellar_model, values, factors, efficiency)
 
         detector = Detector(read_noise_e=values["read_noise_e"], gain_e_per_adu=values["gain_e_per_adu"])
-        noisy = "noise" in enabled_stages(stages)
+        noisy = "noise" in enabled
         if noisy:
             counts_e, variance_e, _ = detector.draw_e(expected_e, values["exptime_s"], np.random.default_rng(seed))
         else:
@@ -533,7 +534,7 @@ class Simulator:
         merged = plan.merge_plan.merge(np.stack(rows), variance_e, values["berv_kms"])
 
         truth = {name: values.get(name) for name in sorted(values)}
-        truth.update(snr_550=plan.sn50(expected_e, variance_e), stages=sorted(enabled_stages(stages)),
+        truth.update(snr_550=plan.sn50(expected_e, variance_e), stages=sorted(enabled),
                      window_start_aa=start_aa, window_stop_aa=stop_aa, efficiency=efficiency,
                      stellar_model=self.stellar_model.name)
         parts = {}
