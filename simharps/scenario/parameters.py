@@ -19,7 +19,7 @@ Default distributions (used for a parameter the scenario does not mention) are l
 from dataclasses import dataclass, fields
 
 from simharps import parameters as table
-from simharps.parameters import EPOCH, TARGET, Parameter
+from simharps.parameters import Parameter
 
 DRAWABLE = ("teff_k", "logg_cgs", "mh_dex", "vsini_kms", "rv_kms", "vmag", "ebv_mag", "rv_dust", "ra_deg", "dec_deg",
             "distance_pc", "vmic_kms", "vmac_kms", "ism_rv_kms", "ism_b_kms", "logn_caii_cm2", "airmass", "pwv_mm",
@@ -41,9 +41,8 @@ class ParameterSpec(Parameter):
 
 def _spec(name):
     parameter = table.PARAMETERS[name]
-    level = parameter.level if parameter.level in (TARGET, EPOCH) else EPOCH
-    values = {field.name: getattr(parameter, field.name) for field in fields(Parameter)}
-    return ParameterSpec(**{**values, "level": level}, optional=name in OPTIONAL)
+    return ParameterSpec(**{field.name: getattr(parameter, field.name) for field in fields(Parameter)},
+                         optional=name in OPTIONAL)
 
 
 PARAMETERS = {name: _spec(name) for name in DRAWABLE}

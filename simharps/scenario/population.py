@@ -44,10 +44,11 @@ import numpy as np
 from astropy.table import Table
 
 from simharps.kinematics import barycentric_correction
+from simharps.parameters import EPOCH, TARGET
 from simharps.scenario.distributions import describe_range
 from simharps.scenario.eras import ERA_WINDOWS_MJD, FIBRE_UPGRADE_MJD
 from simharps.scenario.errors import ScenarioError
-from simharps.scenario.parameters import DERIVED, EPOCH, N_SLOTS, PARAMETERS, SLOT, SLOTS_PER_PARAMETER, TARGET
+from simharps.scenario.parameters import DERIVED, N_SLOTS, PARAMETERS, SLOT, SLOTS_PER_PARAMETER
 from simharps.scenario.visibility import SiteEphemeris, draw_visible_times
 
 STREAM_TARGET, STREAM_EPOCH, STREAM_SPECTRUM = 1, 2, 3

@@ -54,12 +54,12 @@ from simharps.chain import STAGE_NAMES
 from simharps.extraction import BERV_LIMIT_KMS, uncovered_gap_aa
 from simharps.grids import PRODUCT_RANGE_AA, PRODUCT_STEP_AA
 from simharps.kinematics import MJD_RANGE
-from simharps.parameters import SIMULATED_FIBRE_ERAS, parse_quantity
+from simharps.parameters import EPOCH, SIMULATED_FIBRE_ERAS, TARGET, parse_quantity
 from simharps.scenario import distributions as dist
 from simharps.scenario.budget import free_disk_bytes, physical_memory_bytes, storage_bytes, table_problem
 from simharps.scenario.eras import ERA_WINDOWS_MJD, FIBRE_UPGRADE_MJD
 from simharps.scenario.errors import ScenarioError, suggest
-from simharps.scenario.parameters import DEFAULT_DISTRIBUTIONS, DERIVED, EPOCH, PARAMETERS, TARGET
+from simharps.scenario.parameters import DEFAULT_DISTRIBUTIONS, DERIVED, PARAMETERS
 from simharps.scenario.population import sample_population
 from simharps.scenario.relations import MAIN_SEQUENCE_TEFF_RANGE_K
 from simharps.scenario.yamlio import MAX_TEXT_CHARS, dotted, line_of, load_yaml
