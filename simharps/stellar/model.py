@@ -18,8 +18,8 @@ chain's. Implementations:
   envelope sits below the true continuum where lines blanket it (M dwarfs), so ``lines`` are shallower there than
   an opacity-free continuum would make them; the product (lines x continuum) is the model's flux either way.
 
-``identity()`` names the model and its data for dataset fingerprints; ``prepare(stars)`` builds or reads what a
-population needs before a run (templates; nothing for a grid).
+``prepare(stars)`` builds or reads what a population needs before a run (templates; nothing for a grid). A dataset
+fingerprint names the model by its scenario spec (``simharps.pipeline.stellar_model_spec``).
 """
 
 from pathlib import Path
@@ -76,9 +76,6 @@ class StellarModel:
     def prepare(self, stars, workers=1, progress=False):
         """Make ready what the stars [(teff_k, logg_cgs, mh_dex), ...] need (before a run, in parallel)."""
 
-    def identity(self):
-        raise NotImplementedError
-
     @property
     def lattice_range(self):
         """(first, last) lattice indices the model covers (inclusive)."""
@@ -126,9 +123,6 @@ class BuiltinStellarModel(StellarModel):
             needed.append(star)
         self.templates.build(self.templates.missing(needed), workers=workers, progress=progress)
 
-    def identity(self):
-        return f"builtin:{self.templates.cache_dir.name}"
-
 
 class GridStellarModel(StellarModel):
     """A ``PhoenixGrid`` / ``FitsGrid`` on the synthesis lattice (see the module docstring)."""
@@ -164,8 +158,4 @@ class GridStellarModel(StellarModel):
 
     def check(self, teff_k, logg_cgs, mh_dex):
         self.grid.corners(teff_k, logg_cgs, mh_dex)
-
-    def identity(self):
-        files = sorted(Path(path).name for path in self.grid._files.values())
-        return f"{self.name}:{self.grid.directory}:{len(files)} files"
 
