@@ -79,7 +79,26 @@ def _f(value, digits=3):
     return "   -" if value is None else f"{value:.{digits}f}"
 
 
+def print_tellurics(tellurics):
+    pwv = tellurics["pwv"]
+    print(f"\n== tellurics over the series ==\nPWV fitted at ingest: median {_f(pwv['median_mm'], 2)} mm, 16-84 % "
+          f"{_f(pwv['p16_p84_mm'][0], 2)}-{_f(pwv['p16_p84_mm'][1], 2)}, range {_f(pwv['range_mm'][0], 2)}-"
+          f"{_f(pwv['range_mm'][1], 2)}, median fit error {_f(pwv.get('median_err_mm'), 3)} mm, n = {pwv['n']}")
+    print(f"{'band':>9} {'rms tel':>8} {'rms cl':>7} {'ratio':>6} {'(ctrl)':>6} {'k':>6} {'(ctrl)':>6} "
+          f"{'dv m/s':>12} {'slope m/s/(km/s)':>17} {'rms m/s':>8} {'(ctrl slope)':>12} {'rho(ratio,pwv)':>14}")
+    for name, band in tellurics["bands"].items():
+        line, control = band["line_positions"], band["control_twin_noise"]
+        print(f"{name:>9} {_f(band['rms_telluric_noise_units'], 2):>8} {_f(band['rms_clean_noise_units'], 2):>7} "
+              f"{_f(band['rms_ratio'], 2):>6} {_f(control['rms_ratio'], 2):>6} {_f(band['k_median'], 3):>6} "
+              f"{_f(control['k_median'], 3):>6} "
+              f"{1e3 * line['offset_kms']:+6.1f}+-{1e3 * line['offset_err_kms']:4.1f} "
+              f"{1e3 * line['slope_per_kms']:+8.2f}+-{1e3 * line['slope_err_per_kms']:5.2f} "
+              f"{1e3 * line['rms_about_line_kms']:8.1f} {1e3 * control['line_positions']['slope_per_kms']:+12.2f} "
+              f"{_f(band['spearman_rms_ratio_pwv'], 2):>14}")
+
+
 def print_numbers(result, others):
+    print(f"\nRV zero point added to the ingest CCF velocities: {result['rv_zero_points_kms']}")
     print("\n== classifier AUC [95 % night bootstrap] (real vs twin; 0.5 = indistinguishable) ==")
     for name, entry in result["windows"].items():
         cells = "  ".join(f"{key}: {_f(c['auc'])} [{_f(c['ci_low'])}, {_f(c['ci_high'])}]"
@@ -128,6 +147,7 @@ def print_numbers(result, others):
         if inside.any():
             print(f"real pairs {low}-{high} min apart: n = {inside.sum()}, variance ratio median "
                   f"{np.nanmedian(ratios[inside]):.3f}")
+    print_tellurics(result["tellurics"])
     ratio = result["envelope_ratio"]
     print("\n== chromatic flux scale: real / twin continuum level per 100 A (median over spectra; / order-50 block) ==")
     print("  ".join(f"{c:.0f}: {m:.3f}/{n:.2f}" for c, m, n in

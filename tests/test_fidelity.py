@@ -106,6 +106,25 @@ def test_twin_reproduces_header_conditions(shared_data, tmp_path):
     assert sim.truth["vmag"] == 1.33 and sim.truth["seeing_arcsec"] == 1.0
 
 
+def test_twin_velocity_gets_the_simulator_ccf_zero_point(tmp_path):
+    """A velocity measured the way ingest measures it (HARPS mask CCF) is in the mask's zero point; the twin adds
+    the simulator's own zero point, so a simulated 'real' spectrum's twin lands on its true velocity."""
+    from simharps.ingest.masks import measure_stellar_rv
+
+    truth = {**STAR, "berv_kms": 7.0, "mjd_utc": 56000.1}
+    sim = simulate(truth, 1, components=True)
+    measured = measure_stellar_rv(sim.wavelength_air_aa, np.where(sim.error > 0, sim.flux, np.nan),
+                                  telluric=sim.components["telluric"])
+    assert abs(measured.rv_kms - truth["rv_kms"]) > 0.1          # the mask zero point is real (~0.3 km/s)
+    (tmp_path / "labels.csv").write_text(LABELS)
+    row = {name: truth[name] for name in ("berv_kms", "airmass", "exptime_s", "pwv_mm", "mjd_utc")}
+    row.update(object="HD128621", file="simulated", rv_kms=measured.rv_kms, ccf_mask=measured.mask)
+    twins = twin.simulate_twins([row], twin.read_star_labels(tmp_path / "labels.csv"), window=WINDOW, seed=2)
+    assert twins.truth[0]["rv_kms"] == pytest.approx(truth["rv_kms"], abs=0.01)
+    assert twins.sources[0]["rv_kms"] == "ingest CCF + simulator CCF zero point"
+    assert list(twins.rv_zero_points_kms) == [f"HD128621/{measured.mask}"]
+
+
 @pytest.mark.slow
 def test_fidelity_command_end_to_end(shared_data, tmp_path):
     files = sorted((shared_data / "harps_series" / "alfcenb").glob("*.fits"))
@@ -121,6 +140,9 @@ def test_fidelity_command_end_to_end(shared_data, tmp_path):
     twin_set = json.loads((tmp_path / "out" / "twin" / "manifest.json").read_text())
     assert twin_set["counts"]["n_spectra"] == len(chosen)
     assert (tmp_path / "out" / "fidelity.html").read_text().count("<img") >= 2
+    (zero_point,) = result["rv_zero_points_kms"].values()
+    assert 0.1 < zero_point < 0.6                                 # km/s: the HARPS masks sit redward of VALD
+    assert result["tellurics"]["pwv"]["n"] == len(chosen) and result["tellurics"]["bands"] == {}
 
 
 def test_simulated_bins_carry_about_a_pixel_s_variance_like_the_drs():

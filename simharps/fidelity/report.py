@@ -9,6 +9,8 @@ Files written to the output folder:
   twin differences per 200 A bin;
 * ``envelope_ratio.png``: real / twin continuum level per 100 A block (the chromatic flux scale);
 * ``flux_scale.png``: predicted / header SN50 per spectrum against time and airmass;
+* ``tellurics.png``: per telluric band, the real-minus-twin telluric line shift against BERV, and the telluric
+  residual (noise units, relative to clean bins) against the fitted PWV;
 * ``fidelity.html``: the tables and the figures (as data URIs; no network; every text escaped).
 """
 
@@ -41,6 +43,8 @@ def write_report(out, result, curves):
         figures["envelope_ratio.png"] = _plot_envelope(out / "envelope_ratio.png", result["envelope_ratio"])
     if result["flux_scale"]["per_spectrum"]:
         figures["flux_scale.png"] = _plot_flux_scale(out / "flux_scale.png", result["flux_scale"])
+    if result.get("tellurics", {}).get("bands"):
+        figures["tellurics.png"] = _plot_tellurics(out / "tellurics.png", result["tellurics"]["bands"])
     path = out / "fidelity.html"
     path.write_text(_html(result, figures), encoding="utf-8")
     return path
@@ -134,6 +138,35 @@ def _plot_flux_scale(path, scale):
     return path
 
 
+def _plot_tellurics(path, bands):
+    figure, axes = plt.subplots(2, len(bands), figsize=(3.4 * len(bands), 6), squeeze=False)
+    for column, (name, band) in enumerate(bands.items()):
+        per = band["per_spectrum"]
+        berv = np.array([e["berv_kms"] for e in per])
+        dv = np.array([np.nan if e["dv_kms"] is None else e["dv_kms"] for e in per])
+        err = np.array([np.nan if e["dv_err_kms"] is None else e["dv_err_kms"] for e in per])
+        axes[0, column].errorbar(berv, 1e3 * dv, 1e3 * err, fmt="o", ms=3, lw=0.6)
+        line = band["line_positions"]
+        if line.get("slope_per_kms") is not None:
+            x = np.linspace(berv.min(), berv.max(), 2)
+            axes[0, column].plot(x, 1e3 * (line["offset_kms"] + line["slope_per_kms"] * x), color="C3", lw=0.8)
+        axes[0, column].axhline(0.0, color="0.6", lw=0.5)
+        axes[0, column].set_title(name, fontsize=9)
+        axes[0, column].set_xlabel("BERV (km/s)")
+        pwv = np.array([np.nan if e["pwv_mm"] is None else e["pwv_mm"] for e in per])
+        ratio = np.array([np.nan if e["rms_telluric"] is None or not e["rms_clean"] else e["rms_telluric"]
+                          / e["rms_clean"] for e in per])
+        axes[1, column].plot(pwv, ratio, "o", ms=3)
+        axes[1, column].axhline(1.0, color="0.6", lw=0.5)
+        axes[1, column].set_xlabel("PWV fitted at ingest (mm)")
+    axes[0, 0].set_ylabel("real - twin telluric shift (m/s)")
+    axes[1, 0].set_ylabel("rms telluric / rms clean")
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+    return path
+
+
 def _fmt(value, digits=3):
     if value is None:
         return "-"
@@ -174,14 +207,38 @@ def _html(result, figures):
         if entry:
             cells = "".join(f"<td>{_fmt(entry['overall'][c])}</td>" for c in TEXTURE_COLUMNS)
             parts.append(f"<tr><td>{name}</td>{cells}<td>{entry['n_pairs']}</td></tr>")
+    parts.append("</table>")
+    parts.extend(_telluric_html(result.get("tellurics")))
     s = result["flux_scale"]["summary"]
-    parts.append(f"</table><h2>Flux scale</h2><p>predicted / header SN50: median {_fmt(s['median'])}, robust "
+    parts.append(f"<h2>Flux scale</h2><p>predicted / header SN50: median {_fmt(s['median'])}, robust "
                  f"scatter {_fmt(s['robust_scatter'])}, std {_fmt(s['std'])}, n = {s['n']}</p>")
     for name, path in figures.items():
         data = base64.b64encode(path.read_bytes()).decode()
         parts.append(f"<h3>{html.escape(name)}</h3><img style='max-width:100%' src='data:image/png;base64,{data}'>")
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _telluric_html(tellurics):
+    if not tellurics or not tellurics.get("bands"):
+        return []
+    pwv = tellurics["pwv"]
+    rows = [f"<h2>Tellurics over the series</h2><p>PWV fitted at ingest: median {_fmt(pwv['median_mm'])} mm, "
+            f"16-84 % {_fmt((pwv['p16_p84_mm'] or [None])[0])}-{_fmt((pwv['p16_p84_mm'] or [None, None])[1])} mm, "
+            f"n = {pwv['n']}.</p><table><tr><th>band</th><th>rms telluric (noise units)</th><th>rms clean</th>"
+            "<th>ratio (control)</th><th>optical depth ratio k</th><th>shift offset (m/s)</th>"
+            "<th>slope (m/s per km/s)</th><th>BERV range (km/s)</th></tr>"]
+    for name, band in tellurics["bands"].items():
+        line, control = band["line_positions"], band["control_twin_noise"]
+        offset = None if line.get("offset_kms") is None else 1e3 * line["offset_kms"]
+        slope = None if line.get("slope_per_kms") is None else 1e3 * line["slope_per_kms"]
+        span = line.get("berv_range_kms") or [None, None]
+        rows.append(f"<tr><td>{html.escape(name)}</td><td>{_fmt(band['rms_telluric_noise_units'])}</td>"
+                    f"<td>{_fmt(band['rms_clean_noise_units'])}</td><td>{_fmt(band['rms_ratio'])} "
+                    f"({_fmt(control['rms_ratio'])})</td><td>{_fmt(band['k_median'])}</td><td>{_fmt(offset)}</td>"
+                    f"<td>{_fmt(slope)}</td><td>{_fmt(span[0])} to {_fmt(span[1])}</td></tr>")
+    rows.append("</table>")
+    return rows
 
 
 def summary_lines(result):

@@ -9,6 +9,8 @@ Steps (each documented in its module):
    (``residuals``), and the classifier two-sample test (``classify``) at native S/N and with both sets degraded to
    each of ``snr_levels`` (``degrade``);
 3. noise texture (``noise``): consecutive same-night real exposures against twin noise-draw pairs, in 200 A bins;
+   tellurics over the series (``tellurics``): PWV per spectrum, telluric residuals in noise units and the telluric
+   line positions against BERV, per H2O and O2 band;
 4. flux scale (``fluxscale``): predicted / header SN50 per spectrum, and the seeing-equivalent fit per night; the
    chromatic flux scale (``residuals.envelope_ratio``: real / twin continuum level per 100 A);
 5. ``OUT/fidelity.json`` (schema ``simharps-fidelity/1``), PNGs and ``OUT/fidelity.html`` (``report``).
@@ -29,7 +31,7 @@ from tqdm import tqdm
 
 from simharps.dataset import open_dataset, write_dataset
 from simharps.errors import SimharpsError
-from simharps.fidelity import classify, degrade, fluxscale, noise, report, residuals, twin
+from simharps.fidelity import classify, degrade, fluxscale, noise, report, residuals, tellurics, twin
 from simharps.grids import PRODUCT_RANGE_AA, PRODUCT_STEP_AA
 from simharps.ingest.noise import modelled_error
 
@@ -82,6 +84,7 @@ def run_fidelity(real_path, labels_csv, out_dir, *, window=None, windows=None, s
               "settings": {"window": list(span), "seed": seed, "n_components": n_components, "n_boot": n_boot,
                            "snr_levels": list(snr_levels), "n_nights": int(np.unique(nights).size)},
               "labels": _labels_used(table, rows, labels), "condition_sources": _source_counts(twins.sources),
+              "rv_zero_points_kms": twins.rv_zero_points_kms,
               "failed_twins": [{"spectrum_index": int(use[k]), "reason": reason} for k, reason in twins.failed],
               "flux_rounding": real.manifest.get("arrays", {}).get("flux", {}).get("rounding_rms_over_error")}
 
@@ -100,6 +103,11 @@ def run_fidelity(real_path, labels_csv, out_dir, *, window=None, windows=None, s
     result["windows"] = windows_out
     result["envelope_ratio"] = residuals.envelope_ratio(wave, real_arrays["flux"], twin_arrays["expected"])
     result["noise_texture"] = _texture(wave, table, rows, real_arrays, twin_arrays, second, twins, ok, nights)
+    result["tellurics"] = tellurics.telluric_series(
+        wave, real_arrays["flux"], real_arrays["error"], second, twin_arrays["error"], twin_arrays["expected"],
+        twin_arrays["telluric"],
+        _column(table, rows, "berv_kms"), _column(table, rows, "pwv_mm"),
+        pwv_err_mm=_column(table, rows, "pwv_fit_err_mm"), airmass=_column(table, rows, "airmass"))
     result["flux_scale"] = _flux_scale(table, rows, labels, nights, fit_seeing)
     result["seconds"] = round(time.perf_counter() - started, 1)
     report.write_report(out, result, curves)
@@ -208,6 +216,14 @@ def _flux_scale(table, rows, labels, nights, fit):
                                         for night in np.unique(nights)},
             "median_arcsec": float(np.median(values)), "n_at_bound": int(sum(not inside for _, inside in seeing))}
     return out
+
+
+def _column(table, rows, name):
+    """A float column of the rows ``rows`` (NaN where the table lacks it)."""
+    try:
+        return np.asarray(table[name], dtype=float)[rows]
+    except (KeyError, ValueError):
+        return np.full(rows.size, np.nan)
 
 
 def _labels_used(table, rows, labels):

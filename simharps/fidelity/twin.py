@@ -6,7 +6,12 @@ exactly where the real ones do), ``airmass`` (the header's start value, simulate
 ``exptime_s``, ``mjd_utc``, ``ra_deg``, ``dec_deg``, ``pwv_mm`` (fitted at ingest, else the site default),
 ``seeing_arcsec`` (the header's start value where positive; DRS headers write -1 when not recorded, then the
 forward model's default 1.0"), ``read_noise_e`` and ``gain_e_per_adu``; and ``rv_kms`` (the CCF velocity measured
-at ingest, else the label's). The star comes from a labels CSV::
+at ingest, else the label's). The ingest CCF velocity is in the zero point of the HARPS DRS masks, whose line
+positions are not the laboratory wavelengths of the simulator's lines (the G2 mask sits +0.20 km/s from VALD,
+median): ``simulate_twins`` therefore measures the simulator's own CCF zero point for each star
+(``ccf_zero_point_kms``: a noiseless full-range twin at a known velocity, measured with the mask the real row was
+measured with) and adds it, so twin and real lines sit at the same wavelengths. The star comes from a labels
+CSV::
 
     target,teff_k,logg_cgs,mh_dex,vsini_kms,vmag,rv_kms
     HD128621,5231,4.53,0.22,1.0,1.33,
@@ -32,6 +37,7 @@ import numpy as np
 
 from simharps.errors import ParameterError, SimharpsError
 from simharps.forward import simulate
+from simharps.ingest.masks import MASK_NAMES, measure_stellar_rv
 from simharps.ingest.targets import normalise_name, read_labels
 from simharps.sites import SITES
 
@@ -109,6 +115,9 @@ def twin_parameters(row, labels):
         raise ParameterError(f"{_text(row, 'file')}: no rv_kms (neither measured at ingest nor in the label)")
     params["rv_kms"] = rv
     sources["rv_kms"] = "ingest CCF" if _value(row, "rv_kms") is not None else "label"
+    mask = _text(row, "ccf_mask").upper()
+    if sources["rv_kms"] == "ingest CCF" and mask in MASK_NAMES:
+        sources["ccf_mask"] = mask
     site = _text(row, "site")
     if site in SITES:
         params["site"] = site
@@ -136,7 +145,8 @@ def row_nights(table):
 @dataclass
 class TwinSet:
     """Twins of a real set on ``wavelength_air_aa``: ``arrays`` name -> (n, m) float32 (NaN for failed rows),
-    ``second_flux`` (n, m) another noise draw or None, ``truth`` / ``sources`` per row, ``failed`` [(index, reason)]."""
+    ``second_flux`` (n, m) another noise draw or None, ``truth`` / ``sources`` per row, ``failed`` [(index, reason)],
+    ``rv_zero_points_kms`` {"STAR/MASK": the CCF zero point added to the ingest velocities}."""
 
     wavelength_air_aa: np.ndarray
     arrays: dict
@@ -144,21 +154,48 @@ class TwinSet:
     truth: list
     sources: list
     failed: list = field(default_factory=list)
+    rv_zero_points_kms: dict = field(default_factory=dict)
+
+
+def ccf_zero_point_kms(params, mask):
+    """Simulated minus CCF-measured velocity (km/s) of a noiseless full-range spectrum with ``params``, measured
+    as ingest measures real spectra (``measure_stellar_rv`` with ``mask``, telluric pixels ignored).
+
+    Adding it to a velocity measured on a real spectrum with the same mask puts the simulator's lines where the real
+    star's are: the HARPS masks' line positions carry their own zero point (stellar, not laboratory, wavelengths).
+    Approximation: one value per star and mask (it changes by < 1 m/s with BERV and conditions along a series).
+    """
+    sim = simulate(params, np.random.SeedSequence(0), components=True)
+    expected = np.where(sim.error > 0, sim.flux_expected, np.nan)
+    measured = measure_stellar_rv(sim.wavelength_air_aa, expected, telluric=sim.components["telluric"],
+                                  masks=(mask,))
+    if measured is None:
+        raise SimharpsError(f"no CCF dip in the simulated spectrum with mask {mask} (zero point undefined)")
+    return float(params["rv_kms"] - measured.rv_kms)
 
 
 def simulate_twins(table, labels, *, window, seed, second_draw=False, indices=None, progress=None):
     """Twins of the rows ``indices`` (default all) of a real dataset ``table`` over ``window`` (A, air).
 
     ``second_draw``: also simulate copy 1 (same conditions, another noise seed). ``progress``: a callable
-    ``progress(done, total)`` or None. Rows that cannot be simulated are NaN and listed in ``failed``.
+    ``progress(done, total)`` or None. Rows that cannot be simulated are NaN and listed in ``failed``. Velocities
+    measured at ingest get the simulator's CCF zero point (``ccf_zero_point_kms``, once per star and mask; the
+    values are in ``TwinSet.rv_zero_points_kms`` as ``{"STAR/MASK": km/s}``).
     """
     indices = np.arange(len(table)) if indices is None else np.asarray(indices)
     arrays, second, truth, sources, failed = {}, None, [], [], []
     grid = None
+    zero_points = {}
     for k, index in enumerate(indices):
         row = table[int(index)]
         try:
             params, where = twin_parameters(row, labels)
+            if "ccf_mask" in where:
+                key = (row_label(row, labels)["name"], where["ccf_mask"])
+                if key not in zero_points:
+                    zero_points[key] = ccf_zero_point_kms(params, where["ccf_mask"])
+                params["rv_kms"] += zero_points[key]
+                where["rv_kms"] = "ingest CCF + simulator CCF zero point"
             sim = simulate(params, np.random.SeedSequence(seed, spawn_key=(int(index), 0)), components=True,
                            window=window)
             other = simulate(params, np.random.SeedSequence(seed, spawn_key=(int(index), 1)),
@@ -187,4 +224,5 @@ def simulate_twins(table, labels, *, window, seed, second_draw=False, indices=No
     if grid is None:
         reasons = "; ".join(reason for _, reason in failed[:3])
         raise SimharpsError(f"no twin could be simulated ({reasons})")
-    return TwinSet(grid, arrays, second, truth, sources, failed)
+    return TwinSet(grid, arrays, second, truth, sources, failed,
+                   {f"{star}/{mask}": value for (star, mask), value in zero_points.items()})
