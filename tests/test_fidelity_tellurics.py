@@ -78,3 +78,15 @@ def test_berv_trend_and_control():
     assert abs(control["line_positions"]["slope_per_kms"]) < 0.002
     assert 0.85 < control["rms_ratio"] < 1.15
     assert out["pwv"]["median_mm"] == 4.0 and out["pwv"]["n"] == BERV.size
+
+
+def test_series_at_one_berv_has_no_clean_stellar_estimate():
+    """All exposures at one BERV: no spectrum sees the telluric bins clean, so the coverage is 0 and the numbers
+    come from the plain median (which also removes the shared telluric mismatch: the planted shift is not seen)."""
+    berv = np.full(12, 3.0)
+    real, error, _, _, twin, telluric = _series(berv, dv_kms=0.05, seed=7)
+    stats = band_statistics(WAVE, real, error, twin, telluric)
+    assert stats["telluric_coverage"] == 0.0
+    assert abs(np.median(stats["dv_kms"])) < 0.01
+    spread = band_statistics(WAVE, *_series(BERV, dv_kms=0.05, seed=7)[:2], *_series(BERV)[4:])
+    assert spread["telluric_coverage"] > 0.5

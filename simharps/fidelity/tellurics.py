@@ -2,9 +2,15 @@
 
 The stellar spectrum sits still in the barycentric frame of the products while the telluric lines move with -BERV;
 over a series spanning tens of km/s of BERV the two separate. With ``r_i = real_n_i - twin_n_i`` (both continuum
-normalised, ``degrade.normalise``; the twin noiseless) the part every spectrum shares, ``median_i r_i`` (the
-stellar-line mismatch, ``residuals``), is subtracted: ``d_i = r_i - median_i r_i`` holds what changes from
-spectrum to spectrum (noise, tellurics, the real flux-proportional extra noise). Per band and spectrum:
+normalised, ``degrade.normalise``; the twin noiseless) the stellar-line mismatch every spectrum shares
+(``residuals``) is estimated bin by bin as the median of ``r`` over the spectra whose twin telluric transmission
+there is >= ``CLEAN_TRANSMISSION`` (so that no telluric residual enters it), where at least ``MIN_CLEAN_SPECTRA``
+are, else over all spectra; each spectrum gets the estimate from the other half of the series (alternate spectra:
+its own noise never enters it), and it is subtracted: ``d_i`` holds what changes from spectrum to spectrum (noise, tellurics,
+the real flux-proportional extra noise). ``telluric_coverage`` is the fraction of the telluric bins with the clean
+estimate: where it is low (a dense band such as O2 B, every bin absorbed at every BERV; or a series at one BERV)
+the median also holds the telluric mismatch the spectra share, and the band's numbers understate it. Per band
+and spectrum:
 
 * ``rms_telluric``, ``rms_clean``: rms of ``d_i / e_i`` over bins where the twin's telluric transmission is
   < ``TELLURIC_TRANSMISSION`` and >= ``CLEAN_TRANSMISSION``; their ratio is the telluric mismatch in units of the
@@ -23,8 +29,9 @@ spectrum to spectrum (noise, tellurics, the real flux-proportional extra noise).
 The control is the twin's own noisy draw in place of the real spectrum (the estimator's noise-only values:
 rms ratio ~1, ``dv`` ~0, ``k`` ~1). PWV per spectrum is what ingest fitted (``simharps.ingest``; the twins use it).
 
-Approximations: the median removes the stellar mismatch only where fewer than half of the spectra have a telluric
-line on the same barycentric bin; first-order fit (shifts << the line width, ~0.5 km/s at most); telluric lines
+Approximations: the stellar mismatch is taken as the same in every spectrum (true for one star; its median has
+the noise of the clean spectra of the other half at that bin, which adds ~1.57 / n_clean of a spectrum's variance,
+alike for telluric and clean bins); first-order fit (shifts << the line width, ~0.5 km/s at most); telluric lines
 blended with stellar lines enter with the twin's stellar spectrum ``s_i`` (its errors leak into ``k_i``).
 
 Example
@@ -47,6 +54,8 @@ O2_BANDS = ("o2_gamma", "o2_b")
 TELLURIC_TRANSMISSION = 0.98
 CLEAN_TRANSMISSION = 0.995
 FIT_TRANSMISSION = 0.999
+MIN_CLEAN_SPECTRA = 5
+PER_SPECTRUM = ("rms_telluric", "rms_clean", "dv_kms", "dv_err_kms", "k", "k_err")
 
 
 def telluric_series(wavelength_aa, real_flux, real_error, twin_flux, twin_error, twin_expected, twin_telluric,
@@ -79,18 +88,26 @@ def telluric_series(wavelength_aa, real_flux, real_error, twin_flux, twin_error,
 
 
 def band_statistics(wavelength_aa, flux, error, twin_expected, twin_telluric):
-    """Per-spectrum ``rms_telluric``, ``rms_clean``, ``dv_kms`` (+ error), ``k`` (+ error) of one band."""
+    """Per-spectrum ``rms_telluric``, ``rms_clean``, ``dv_kms`` (+ error), ``k`` (+ error) of one band, and the
+    band's ``telluric_coverage``."""
     wave = np.asarray(wavelength_aa, dtype=float)
     flux_n, error_n = normalise(wave, flux, error)
     twin_n, _ = normalise(wave, twin_expected, np.ones_like(twin_expected))
     residual = flux_n - twin_n
+    transmission = np.clip(np.asarray(twin_telluric, dtype=float), 1e-6, None)
     with np.errstate(all="ignore"):
-        d = residual - np.nanmedian(residual, axis=0)
+        d, estimated = np.empty_like(residual), np.empty(residual.shape, dtype=bool)
+        half = np.arange(residual.shape[0]) % 2
+        for parity in (0, 1):
+            stellar, estimated[half == parity] = _stellar_mismatch(residual[half != parity],
+                                                                   transmission[half != parity])
+            d[half == parity] = residual[half == parity] - stellar
         z = d / error_n
-        transmission = np.clip(np.asarray(twin_telluric, dtype=float), 1e-6, None)
         rest = twin_n / transmission
     gradient = np.gradient(transmission, wave, axis=1)
     stats = {key: [] for key in ("rms_telluric", "rms_clean", "dv_kms", "dv_err_kms", "k", "k_err")}
+    telluric_bins = np.isfinite(residual) & (transmission < TELLURIC_TRANSMISSION)
+    stats["telluric_coverage"] = float(np.mean(estimated[telluric_bins])) if telluric_bins.any() else None
     for i in range(flux_n.shape[0]):
         valid = np.isfinite(z[i]) & np.isfinite(rest[i]) & (error_n[i] > 0)
         stats["rms_telluric"].append(_rms(z[i][valid & (transmission[i] < TELLURIC_TRANSMISSION)]))
@@ -114,6 +131,16 @@ def band_statistics(wavelength_aa, flux, error, twin_expected, twin_telluric):
     return stats
 
 
+def _stellar_mismatch(residual, transmission):
+    """Per-bin median residual over the spectra free of tellurics there (over all where fewer than
+    ``MIN_CLEAN_SPECTRA`` are), and where the clean estimate was possible."""
+    clean = transmission >= CLEAN_TRANSMISSION
+    estimated = np.sum(clean & np.isfinite(residual), axis=0) >= MIN_CLEAN_SPECTRA
+    with np.errstate(all="ignore"):
+        stellar = np.nanmedian(np.where(clean | ~estimated, residual, np.nan), axis=0)
+    return stellar, estimated
+
+
 def _rms(values):
     return float(np.sqrt(np.mean(values**2))) if values.size else None
 
@@ -123,12 +150,13 @@ def _summary(stats, berv, pwv):
     tel, clean = _array(stats["rms_telluric"]), _array(stats["rms_clean"])
     dv, dv_err, k = _array(stats["dv_kms"]), _array(stats["dv_err_kms"]), _array(stats["k"])
     ratio = tel / clean
-    out = {"rms_telluric_noise_units": _median(tel), "rms_clean_noise_units": _median(clean),
+    out = {"telluric_coverage": stats["telluric_coverage"], "rms_telluric_noise_units": _median(tel), "rms_clean_noise_units": _median(clean),
            "rms_ratio": _median(ratio), "rms_ratio_p16_p84": _percentiles(ratio),
            "k_median": _median(k), "k_p16_p84": _percentiles(k),
            "line_positions": _berv_line(dv, dv_err, berv),
            "spearman_rms_ratio_pwv": _spearman(ratio, pwv), "spearman_k_pwv": _spearman(k, pwv),
-           "per_spectrum": [{key: stats[key][i] for key in stats} | {"berv_kms": float(berv[i]), "pwv_mm": _f(pwv[i])}
+           "per_spectrum": [{key: stats[key][i] for key in PER_SPECTRUM} | {"berv_kms": float(berv[i]),
+                                                                             "pwv_mm": _f(pwv[i])}
                             for i in range(len(berv))]}
     return out
 
