@@ -77,7 +77,8 @@ WINDOWS = [(4000, 4100), (4400, 4500), (4700, 4800), (4900, 5000), (5000, 5100),
 """100 A windows (air, barycentric). GALAH TiO coverage (dense): 4676-5000, 5600-6100, 6300-7930 A."""
 THRESHOLDS = (0.01, 0.03, 0.10)
 MIN_PROMINENCE = 0.005
-BAND_HEADS_AA = (5847.0, 6651.0)
+BAND_HEADS_AA = (5448.0, 5847.0, 6651.0)
+"""TiO heads; 5448 A (alpha (0,1), under order 50) has no TiO line data (5000-5600 A gap)."""
 GAP_AA = (5295.0, 5345.0)
 
 BEFORE = {'HD41248': {'windows': {'4000-4100': {'r': 0.9295, 'model': [318, 291, 220]},

@@ -89,6 +89,7 @@ def real_rows(harps_dir):
 
 def test_classical_berv_reproduces_pipeline_headers(real_rows):
     for row in real_rows:
+        print(f"{row['file']}: BERV minus pipeline BERV {row['classical_ms']:+.3f} m/s")
         assert abs(row["classical_ms"]) < 10.0, row["file"]
         assert abs(row["classical_ms"]) < 1.0, f"{row['file']}: {row['classical_ms']:.3f} m/s"
 
@@ -111,8 +112,13 @@ def test_proper_motion_convention_differs_between_pipelines(real_rows):
     by_object = {r["object"]: r for r in real_rows}
     gl581, hd41248 = by_object["Gl581"], by_object["HD41248"]
     assert abs(gl581["no_pm_ms"]) < abs(gl581["with_pm_ms"])
+    print(f"Gl581 (HARPS DRS) BERV minus pipeline: {gl581['no_pm_ms']:+.3f} m/s without PM, "
+          f"{gl581['with_pm_ms']:+.3f} m/s with PM")
+    print(f"HD41248 (ESPRESSO QC BERV) BERV minus pipeline: {hd41248['with_pm_ms']:+.3f} m/s with PM, "
+          f"{hd41248['no_pm_ms']:+.3f} m/s without PM")
+    assert abs(gl581["no_pm_ms"]) < abs(gl581["with_pm_ms"])
     assert abs(hd41248["with_pm_ms"]) < abs(hd41248["no_pm_ms"])
-    assert abs(hd41248["with_pm_ms"]) < 0.2
+    assert abs(hd41248["with_pm_ms"]) < 0.07  # measured -0.034 m/s (README: -0.03 m/s)
 
 
 def test_mid_exposure_not_start(real_rows):

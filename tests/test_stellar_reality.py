@@ -34,7 +34,7 @@ def g2_mask(shared_data):
     return read_ccf_mask(shared_data / "ccf_masks" / "HARPS_G2.fits")
 
 
-def test_rv_recovery_is_differential_to_10_ms(g2_mask):
+def test_rv_recovery_is_constant_to_1_ms(g2_mask):
     window = (4380.0, 6820.0)
     keep = (g2_mask.wavelength_air_aa > 4450) & (g2_mask.wavelength_air_aa < 6750)
     mask = type(g2_mask)(g2_mask.wavelength_air_aa[keep], g2_mask.weight[keep])
@@ -45,9 +45,9 @@ def test_rv_recovery_is_differential_to_10_ms(g2_mask):
         offsets.append(result.rv_kms - rv)
     offsets = np.array(offsets)
     print(f"\nG2 RV recovery: zero-point {offsets.mean() * 1e3:+.1f} m/s, spread (max-min) "
-          f"{np.ptp(offsets) * 1e3:.2f} m/s, offsets {np.round(offsets * 1e3, 2)} m/s")
-    assert np.ptp(offsets) < 0.010
-    assert abs(offsets.mean()) < 0.5
+          f"{np.ptp(offsets) * 1e3:.4f} m/s, offsets {np.round(offsets * 1e3, 4)} m/s")
+    assert np.ptp(offsets) < 0.001                                 # README: constant to < 1 m/s
+    assert offsets.mean() == pytest.approx(-0.279, abs=0.1)        # mask vs VALD laboratory wavelengths
 
 
 def continuum_normalise(wavelength_aa, flux, width_aa=10.0, percentile=95):
@@ -157,6 +157,8 @@ GL273 = dict(teff_k=3380.0, logg_cgs=4.9, mh_dex=0.0, vsini_kms=1.0)
 FOREST_WINDOWS = [(4000.0, 4100.0), (4400.0, 4500.0), (6100.0, 6200.0), (6600.0, 6700.0)]
 BAND_WINDOWS = [(4900.0, 5000.0), (5800.0, 5900.0), (6400.0, 6500.0), (6600.0, 6700.0)]
 TIO_HEADS_AA = (5847.0, 6651.0)
+UNCOVERED_TIO_HEAD_AA = 5448.0
+"""The TiO alpha (0,1) head under order 50: no TiO line data in 5000-5600 A, so the model's head is too weak."""
 
 
 def _read_s1d(path):
@@ -267,23 +269,27 @@ def test_weak_line_forest_against_hd41248_and_alpha_cen_b(hd41248_full, alf_cen_
 
 def test_m_dwarf_molecular_bands_against_gl581(gl581, shared_data):
     mask = read_ccf_mask(shared_data / "ccf_masks" / "HARPS_M2.fits")
-    out = compare_with_model(gl581, GL581, mask, -9.2, BAND_WINDOWS, TIO_HEADS_AA)
+    out = compare_with_model(gl581, GL581, mask, -9.2, BAND_WINDOWS, (*TIO_HEADS_AA, UNCOVERED_TIO_HEAD_AA))
     print(f"\nGl581 r per window {np.round(out['r'], 4)}, mean {np.mean(out['r']):.4f}; TiO head flux ratios "
           f"(model, real) {np.round(out['heads'], 3).tolist()}")
     # measured (before this work -> now): mean r 0.5615 -> 0.6987; head ratios 0.898/0.959 -> 0.837/0.856,
     # real 0.821/0.858 (the TiO strength scale was fitted on these two heads). Bounds: half the improvement.
     assert np.mean(out["r"]) > 0.630
-    for model, real in out["heads"]:
+    for model, real in out["heads"][:-1]:
         assert abs(model - real) < 0.04
+    model, real = out["heads"][-1]                                 # 5448 A: real 0.657, model 0.819 (README)
+    assert 0.08 < model - real < 0.32
 
 
 def test_m_dwarf_molecular_bands_against_held_out_gl273(gl273, shared_data):
     mask = read_ccf_mask(shared_data / "ccf_masks" / "HARPS_M2.fits")
-    out = compare_with_model(gl273, GL273, mask, 18.2, BAND_WINDOWS, TIO_HEADS_AA)
+    out = compare_with_model(gl273, GL273, mask, 18.2, BAND_WINDOWS, (*TIO_HEADS_AA, UNCOVERED_TIO_HEAD_AA))
     print(f"\nGl273 (held out) r per window {np.round(out['r'], 4)}, mean {np.mean(out['r']):.4f}; TiO head flux "
           f"ratios (model, real) {np.round(out['heads'], 3).tolist()}")
     # measured (before this work -> now): mean r 0.4852 -> 0.6399; head ratios 0.892/0.929 -> 0.817/0.816,
     # real 0.790/0.798 (no choice was made on this star). Bounds: half the improvement.
     assert np.mean(out["r"]) > 0.562
-    for model, real in out["heads"]:
-        assert abs(model - real) < 0.06
+    for model, real in out["heads"][:-1]:
+        assert abs(model - real) < 0.04
+    model, real = out["heads"][-1]
+    assert 0.07 < model - real < 0.3                             # real 0.601, model 0.749

@@ -30,25 +30,31 @@ def test_truth_conditions_give_the_simulated_component(product):
     meta = read_harps(path).meta
     component = telluric_component(sim.wavelength_air_aa, meta["berv_kms"], meta["airmass"], STAR["pwv_mm"], 115_000.0)
     assert sim.components["telluric"].min() < 0.8  # real H2O lines in the window
-    np.testing.assert_allclose(component, sim.components["telluric"], atol=2e-6)
+    print(f"telluric component, ingest (true PWV) minus simulated truth: max |diff| "
+          f"{np.abs(component - sim.components['telluric']).max():.2e}")
+    np.testing.assert_allclose(component, sim.components["telluric"], atol=8e-7)  # measured 3.6e-7 (README: 4e-7)
 
 
 @pytest.mark.parametrize("star, pwv_tolerance_mm, component_tolerance", [
     (dict(), 1.5, 0.05),
-    (dict(teff_k=7000.0, vsini_kms=250.0), 0.2, 6e-3),
+    (dict(teff_k=7000.0, vsini_kms=250.0), 0.05, 2e-3),
 ])
 def test_ingest_with_the_fitted_pwv_gets_the_component_back(tmp_path, star, pwv_tolerance_mm, component_tolerance):
     """The whole ingest path, PWV fitted on the H2O band. Measured: a K dwarf (lines unmodelled by the fit, only
-    clipped) gives PWV 6.39 +- 0.03 mm for a truth of 7.5 mm and the component within 0.039; a rapid rotator
-    (vsini 250 km/s, lines smeared) 7.37 +- 0.004 mm and 0.0044. The fit's bias from stellar lines is a known
-    limitation (README, "Approximations"); the tolerances are the measured values with ~1.3-1.5x margin."""
+    clipped) gives PWV 6.26 mm for a truth of 7.5 mm and the component within 0.043; a rapid rotator (vsini 250 km/s,
+    lines smeared) 7.494 mm and 0.0002. The fit's bias from stellar lines is a known limitation (README,
+    "Approximations"); the K-dwarf tolerances are the measured values with ~1.2x margin, the rotator's are floors
+    (0.05 mm, 2e-3) well above its formal error."""
     sim = simulate(dict(STAR, **star), seed=11, components=True, window=WINDOW)
     path = sim.write_adp(tmp_path / "sim.fits")
     result = prepare_files([path], grid=sim.wavelength_air_aa)
     row = result.rows[0]
     assert row["pwv_source"] == "fitted"
-    assert abs(row["pwv_mm"] - STAR["pwv_mm"]) < pwv_tolerance_mm
     ingested = result.components["telluric"][0]
     covered = np.isfinite(ingested)
+    print(f"{star or 'K dwarf'}: fitted PWV {row['pwv_mm']:.3f} +- {row['pwv_fit_err_mm']:.3f} mm for a true "
+          f"{STAR['pwv_mm']} mm, component max |diff| "
+          f"{np.abs(ingested[covered] - sim.components['telluric'][covered]).max():.4f}")
+    assert abs(row["pwv_mm"] - STAR["pwv_mm"]) < pwv_tolerance_mm
     assert covered.mean() > 0.99
     assert np.abs(ingested[covered] - sim.components["telluric"][covered]).max() < component_tolerance
