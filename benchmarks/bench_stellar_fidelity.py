@@ -78,7 +78,9 @@ WINDOWS = [(4000, 4100), (4400, 4500), (4700, 4800), (4900, 5000), (5000, 5100),
 THRESHOLDS = (0.01, 0.03, 0.10)
 MIN_PROMINENCE = 0.005
 BAND_HEADS_AA = (5448.0, 5847.0, 6651.0)
-"""TiO heads; 5448 A (alpha (0,1), under order 50) has no TiO line data (5000-5600 A gap)."""
+"""TiO heads; 5448 A (alpha (0,1), under order 50) has no TiO line data (4950-5625 A gap): its band is the JOLA
+approximation of ``simharps.stellar.tio_bands`` (model head 0.819 -> 0.660 for Gl581, real 0.657; 0.749 -> 0.521 for
+Gl273, real 0.601)."""
 GAP_AA = (5295.0, 5345.0)
 
 BEFORE = {'HD41248': {'windows': {'4000-4100': {'r': 0.9295, 'model': [318, 291, 220]},

@@ -158,7 +158,8 @@ FOREST_WINDOWS = [(4000.0, 4100.0), (4400.0, 4500.0), (6100.0, 6200.0), (6600.0,
 BAND_WINDOWS = [(4900.0, 5000.0), (5800.0, 5900.0), (6400.0, 6500.0), (6600.0, 6700.0)]
 TIO_HEADS_AA = (5847.0, 6651.0)
 UNCOVERED_TIO_HEAD_AA = 5448.0
-"""The TiO alpha (0,1) head under order 50: no TiO line data in 5000-5600 A, so the model's head is too weak."""
+"""The TiO alpha (0,1) head under order 50: no TiO line data in 4950-5625 A; the band is the JOLA approximation of
+``simharps.stellar.tio_bands`` (calibrated on published TiO5 relations, not on these stars)."""
 
 
 def _read_s1d(path):
@@ -277,8 +278,10 @@ def test_m_dwarf_molecular_bands_against_gl581(gl581, shared_data):
     assert np.mean(out["r"]) > 0.630
     for model, real in out["heads"][:-1]:
         assert abs(model - real) < 0.04
-    model, real = out["heads"][-1]                                 # 5448 A: real 0.657, model 0.819 (README)
-    assert 0.08 < model - real < 0.32
+    # TiO band approximation (tio_bands): mean r 0.6987 -> 0.7024; 5448 A head model 0.819 -> 0.660, real 0.657
+    # (was asserted 0.08 < model - real < 0.32 without the band). Bound: half the improvement of |model - real|.
+    model, real = out["heads"][-1]
+    assert abs(model - real) < 0.08
 
 
 def test_m_dwarf_molecular_bands_against_held_out_gl273(gl273, shared_data):
@@ -291,5 +294,7 @@ def test_m_dwarf_molecular_bands_against_held_out_gl273(gl273, shared_data):
     assert np.mean(out["r"]) > 0.562
     for model, real in out["heads"][:-1]:
         assert abs(model - real) < 0.04
+    # TiO band approximation (tio_bands): mean r 0.6399 -> 0.6441; 5448 A head model 0.749 -> 0.521, real 0.601 (now
+    # too deep; was asserted 0.07 < model - real < 0.3 without the band). Bound: half the improvement of |model - real|.
     model, real = out["heads"][-1]
-    assert 0.07 < model - real < 0.3                             # real 0.601, model 0.749
+    assert abs(model - real) < 0.115

@@ -75,14 +75,15 @@ def equivalent_widths_kms(eta0, sigma_kms, gamma_kms, max_depth):
     return max_depth * np.sqrt(np.maximum(combined, np.maximum(doppler, lorentz) ** 2))
 
 
-def blanketing_coefficient(bin_edges_aa, line_wavelength_aa, line_width_aa, balmer_eta_function, max_depth=None):
-    """beta per bin: ``A_c (1 - exp(-sum W / (A_c dlambda)))`` of the lines' and Balmer equivalent widths (A).
+def blanketing_coefficient(bin_edges_aa, line_wavelength_aa, line_width_aa, continuous_eta_function, max_depth=None):
+    """beta per bin: ``A_c (1 - exp(-sum W / (A_c dlambda)))`` of the lines' equivalent widths (A) and those of the
+    continuous opacities (Balmer wings, TiO bands: ``continuous_eta_function(wavelength_aa)``, integrated on 0.05 A).
 
     ``max_depth``: A_c per bin (default 1), the saturation of randomly overlapping lines.
     """
     summed, _ = np.histogram(line_wavelength_aa, bins=bin_edges_aa, weights=line_width_aa)
     fine = np.arange(bin_edges_aa[0], bin_edges_aa[-1], 0.05)
-    eta = balmer_eta_function(fine)
+    eta = continuous_eta_function(fine)
     balmer, _ = np.histogram(fine, bins=bin_edges_aa, weights=eta / (1 + eta) * 0.05)
     saturation = np.ones(len(bin_edges_aa) - 1) if max_depth is None else np.asarray(max_depth, dtype=float)
     return saturation * -np.expm1(-(summed + balmer) / (saturation * np.diff(bin_edges_aa)))

@@ -34,9 +34,11 @@ Limits: lines that the opacity model makes shallower than 0.005 for every type a
 carry Kurucz log gf values (partly predicted), one line-forming layer, one core-depth law for all lines
 (no chromospheric emission cores; Na D too shallow by ~0.06 in flux). M dwarfs: TiO, CaH, MgH, ZrO lines
 make the band pseudo-continua where line data exist (TiO in 4676-4950, 5600-5900 and 6400-6800 A, with a
-strength scale fitted to the TiO band heads of Gl 581); TiO bands outside those windows (5167, 5448,
-6159 A, below 4676 A) and the CaH 6382 A band have only the depth table's deepest lines, so they are too
-weak; against real M3 dwarfs (Gl 581, Gl 273) the continuum-normalised correlation is 0.6-0.75 per 100 A
+strength scale fitted to the TiO band heads of Gl 581); between those windows (4950-5625 and 5900-6425 A:
+the 5167, 5448, 6159 A bands) the TiO alpha, gamma-prime and gamma bands are a smooth JOLA band opacity
+calibrated on published TiO5-Teff relations (``simharps.stellar.tio_bands``, no line structure, Teff < 4500 K
+only); below 4676 A and the CaH 6382 A band have only the depth table's deepest lines, so they are too weak;
+against real M3 dwarfs (Gl 581, Gl 273) the continuum-normalised correlation is 0.6-0.75 per 100 A
 (0.9-0.97 for G and K dwarfs; ``benchmarks/bench_stellar_fidelity.py``). See
 ``simharps/data/stellar_lines.md`` and ``simharps/data/stellar_forest.md``.
 
@@ -67,6 +69,7 @@ from simharps.stellar.continuum import (
 from simharps.stellar.linelist import TEFF_RANGE_K, check_teff, maximum_depth
 from simharps.stellar.lines import line_opacity, line_parameters
 from simharps.stellar.spectrum import StellarSpectrum
+from simharps.stellar.tio_bands import band_opacity
 
 GRID_START_AA = 3770.0
 """First wavelength (air, A) of the synthesis lattice."""
@@ -124,22 +127,28 @@ def check_window(window):
     return start, stop
 
 
-def continuum_temperature(teff_k, logg_cgs, parameters):
-    """Backwarmed continuum temperature T_b from the blanketing of all lines in ``parameters``."""
+def continuum_temperature(teff_k, logg_cgs, parameters, mh_dex=0.0):
+    """Backwarmed continuum temperature T_b from the blanketing of all lines in ``parameters``, the Balmer lines and
+    the TiO band opacity of ``simharps.stellar.tio_bands`` ([M/H] ``mh_dex``)."""
     edges = np.arange(FULL_RANGE_AA[0], FULL_RANGE_AA[1] + 1.0, BIN_WIDTH_AA)
     widths = line_width_aa(parameters.wavelength_air_aa, equivalent_widths_kms(
         parameters.eta0, parameters.sigma_kms, parameters.gamma_kms, parameters.max_depth))
-    beta = blanketing_coefficient(edges, parameters.wavelength_air_aa, widths,
-                                  lambda w: balmer_opacity(w, teff_k, logg_cgs),
+
+    def continuous_eta(wavelength_aa):
+        return balmer_opacity(wavelength_aa, teff_k, logg_cgs) + band_opacity(wavelength_aa, teff_k, logg_cgs, mh_dex)
+
+    beta = blanketing_coefficient(edges, parameters.wavelength_air_aa, widths, continuous_eta,
                                   maximum_depth(0.5 * (edges[1:] + edges[:-1]), teff_k))
     return backwarmed_temperature(teff_k, edges, beta)
 
 
-def normalised_lines(ln_wavelength_air, step_kms, teff_k, logg_cgs, parameters, doppler=1.0):
-    """Unbroadened continuum-normalised flux ``1 - A_c eta / (1 + eta)`` on a ln-lambda grid (float64)."""
+def normalised_lines(ln_wavelength_air, step_kms, teff_k, logg_cgs, parameters, doppler=1.0, mh_dex=0.0):
+    """Unbroadened continuum-normalised flux ``1 - A_c eta / (1 + eta)`` on a ln-lambda grid (float64); eta: lines,
+    Balmer lines, TiO bands where no TiO line data exist (``simharps.stellar.tio_bands``, [M/H] ``mh_dex``)."""
     wavelength = np.exp(ln_wavelength_air)
     eta = line_opacity(ln_wavelength_air, step_kms, parameters, doppler)
     eta += balmer_opacity(wavelength, teff_k, logg_cgs, doppler)
+    eta += band_opacity(wavelength, teff_k, logg_cgs, mh_dex, doppler)
     return 1.0 - maximum_depth(wavelength / doppler, teff_k) * eta / (1.0 + eta)
 
 
@@ -160,10 +169,10 @@ def synthesize(teff_k, logg_cgs=4.44, mh_dex=0.0, vmic_kms=DEFAULT_VMIC_KMS, vma
     wave = lattice_wavelengths(first - margin, last + margin, step_kms)
     doppler = doppler_factor(rv_kms)
     parameters = line_parameters(teff_k, logg_cgs, mh_dex, vmic_kms)
-    normalised = normalised_lines(np.log(wave), step_kms, teff_k, logg_cgs, parameters, doppler)
+    normalised = normalised_lines(np.log(wave), step_kms, teff_k, logg_cgs, parameters, doppler, mh_dex)
     normalised = broaden(normalised, step_kms, vsini_kms, vmac_kms, limb_darkening, macroturbulence)
     keep = slice(margin, len(wave) - margin)
-    temperature_b = continuum_temperature(teff_k, logg_cgs, parameters)
+    temperature_b = continuum_temperature(teff_k, logg_cgs, parameters, mh_dex)
     continuum = planck_flux(wave[keep] / doppler, temperature_b)
     params = dict(teff_k=teff_k, logg_cgs=logg_cgs, mh_dex=mh_dex, vmic_kms=vmic_kms, vmac_kms=vmac_kms,
                   vsini_kms=vsini_kms, rv_kms=rv_kms, limb_darkening=limb_darkening,

@@ -73,7 +73,7 @@ operating system's page cache holds the data)."""
 
 SYNTHESIS_MODULES = ("simharps.constants", "simharps.grids", "simharps.stellar.balmer", "simharps.stellar.continuum",
                      "simharps.stellar.linelist", "simharps.stellar.lines", "simharps.stellar.synthesis",
-                     "simharps.stellar.templates")
+                     "simharps.stellar.templates", "simharps.stellar.tio_bands")
 """Modules whose source text a cached template depends on: what ``TemplateGrid.build_template`` calls, and this
 module (the cache record format)."""
 SYNTHESIS_DATA = ("stellar_lines.npz", "stellar_forest.npz")
@@ -153,8 +153,9 @@ class TemplateGrid:
         """Synthesise one node: (normalised float32 rest-frame flux on the template lattice, T_b / Teff)."""
         check_parameters(teff_k=teff_k, logg_cgs=logg_cgs, mh_dex=mh_dex, vmic_kms=self.vmic_kms)
         parameters = line_parameters(teff_k, logg_cgs, mh_dex, self.vmic_kms)
-        normalised = normalised_lines(np.log(self.wavelength_air_aa), self.step_kms, teff_k, logg_cgs, parameters)
-        ratio = continuum_temperature(teff_k, logg_cgs, parameters) / teff_k
+        normalised = normalised_lines(np.log(self.wavelength_air_aa), self.step_kms, teff_k, logg_cgs, parameters,
+                                      mh_dex=mh_dex)
+        ratio = continuum_temperature(teff_k, logg_cgs, parameters, mh_dex) / teff_k
         return normalised.astype(np.float32), float(ratio)
 
     def template(self, teff_k, logg_cgs, mh_dex):
