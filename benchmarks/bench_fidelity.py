@@ -106,6 +106,13 @@ def print_numbers(result, others):
         control = entry["control_twin_vs_twin"]
         print(f"{name:>9} {entry['range_aa'][0]:.0f}-{entry['range_aa'][1]:.0f}: {cells}  | control twin-vs-twin "
               f"{_f(control['auc'])} [{_f(control['ci_low'])}, {_f(control['ci_high'])}]")
+        if "cnn" in entry:
+            cells = "  ".join(f"{key}: {_f(c['auc'])} [{_f(c['ci_low'])}, {_f(c['ci_high'])}]"
+                              for key, c in entry["cnn"].items())
+            control = entry["cnn_control_twin_vs_twin"]
+            print(f"{'CNN':>19}: {cells}  | control twin-vs-twin {_f(control['auc'])} [{_f(control['ci_low'])}, "
+                  f"{_f(control['ci_high'])}]; {entry['cnn']['native']['n_parameters']} parameters; top saliency "
+                  f"{[w for w, _ in entry['cnn']['native']['top_weight_wavelengths_aa'][:3]]} A")
     print("\n== residuals real - noiseless twin (normalised) ==")
     print(f"{'window':>9} {'S/N bin':>8} {'rms sig':>8} {'chi2 cl':>8} {'chi2 tel':>8} {'syst rms':>9} {'RV off':>7} "
           f"{'depth':>6} {'cont rms':>9} {'cont ptp':>9}")

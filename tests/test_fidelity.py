@@ -136,6 +136,9 @@ def test_fidelity_command_end_to_end(shared_data, tmp_path):
     result = json.loads((tmp_path / "out" / "fidelity.json").read_text())
     assert result["schema"] == "simharps-fidelity/1" and result["real_dataset"]["n_used"] == len(chosen)
     assert set(result["windows"]) == {"mg_b"} and result["noise_texture"]["real"]["n_pairs"] >= 1
+    network = result["windows"]["mg_b"]["cnn"]["native"]
+    assert network["n_parameters"] > 4000 and 0.0 <= network["auc"] <= 1.0
+    assert "auc" in result["windows"]["mg_b"]["cnn_control_twin_vs_twin"]
     assert 0.5 < result["flux_scale"]["summary"]["median"] < 2.0
     twin_set = json.loads((tmp_path / "out" / "twin" / "manifest.json").read_text())
     assert twin_set["counts"]["n_spectra"] == len(chosen)

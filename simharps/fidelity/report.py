@@ -3,8 +3,8 @@
 Files written to the output folder:
 
 * ``fidelity.json``: the numbers (schema ``simharps-fidelity/1``; null where a value is not defined, never NaN);
-* ``window-NAME.png``: mean normalised real and twin spectra, their mean residual, and the classifier's pixel
-  weights (``simharps.fidelity.classify``) at each S/N level;
+* ``window-NAME.png``: mean normalised real and twin spectra, their mean residual, and the classifiers' pixel
+  weights (``simharps.fidelity.classify``; the CNN's saliency, ``simharps.fidelity.cnn``) at each S/N level;
 * ``noise_texture.png``: variance ratio (against the whole-pixel model) and lag-1..3 autocorrelation of real and
   twin differences per 200 A bin;
 * ``envelope_ratio.png``: real / twin continuum level per 100 A block (the chromatic flux scale);
@@ -186,11 +186,17 @@ def _html(result, figures):
     windows = result["windows"]
     levels = list(next(iter(windows.values()))["classifier"]) if windows else []
     parts.append("<h2>Classifier AUC (real vs twin)</h2><table><tr><th>window</th>"
-                 + "".join(f"<th>{html.escape(k)}</th>" for k in levels) + "</tr>")
+                 + "".join(f"<th>{html.escape(k)}</th>" for k in levels) + "<th>control twin vs twin</th></tr>")
     for name, entry in windows.items():
-        cells = "".join(f"<td>{_fmt(c['auc'])} [{_fmt(c['ci_low'])}, {_fmt(c['ci_high'])}]</td>"
-                        for c in entry["classifier"].values())
-        parts.append(f"<tr><td>{html.escape(name)}</td>{cells}</tr>")
+        for model, key, control in (("logistic/PCA", "classifier", "control_twin_vs_twin"),
+                                    ("CNN", "cnn", "cnn_control_twin_vs_twin")):
+            if key not in entry:
+                continue
+            cells = "".join(f"<td>{_fmt(c['auc'])} [{_fmt(c['ci_low'])}, {_fmt(c['ci_high'])}]</td>"
+                            for c in entry[key].values())
+            c = entry[control]
+            parts.append(f"<tr><td>{html.escape(name)} {model}</td>{cells}<td>{_fmt(c['auc'])} "
+                         f"[{_fmt(c['ci_low'])}, {_fmt(c['ci_high'])}]</td></tr>")
     parts.append("</table><h2>Residuals (real - noiseless twin, normalised)</h2><table><tr><th>window</th>"
                  "<th>rms (noise units)</th><th>chi2 clean</th><th>chi2 telluric</th><th>systematic rms</th>"
                  "<th>RV offset (km/s)</th><th>depth ratio</th><th>continuum shape rms</th></tr>")
@@ -248,6 +254,9 @@ def summary_lines(result):
         aucs = "  ".join(f"{key} {_fmt(c['auc'])} [{_fmt(c['ci_low'])}, {_fmt(c['ci_high'])}]"
                          for key, c in entry["classifier"].items())
         lines.append(f"{name:>9}: AUC {aucs}; residual rms {_fmt(entry['residuals']['rms_noise_units'])} sigma")
+        if "cnn" in entry:
+            lines.append(f"{'':>9}  CNN AUC " + "  ".join(f"{key} {_fmt(c['auc'])} [{_fmt(c['ci_low'])}, "
+                                                          f"{_fmt(c['ci_high'])}]" for key, c in entry["cnn"].items()))
     for name in ("real", "twin"):
         entry = result["noise_texture"].get(name)
         if entry:

@@ -6,8 +6,9 @@ Steps (each documented in its module):
    real set's range (or ``window``), written to ``OUT/twin`` as a dataset (arrays ``flux``, ``error``,
    ``expected`` (noiseless), ``stellar``, ``telluric``, ``response``); a second noise draw is kept in memory;
 2. per analysis window (``WINDOWS``, clipped to the simulated range): residuals of real against noiseless twin
-   (``residuals``), and the classifier two-sample test (``classify``) at native S/N and with both sets degraded to
-   each of ``snr_levels`` (``degrade``);
+   (``residuals``), and the classifier two-sample tests, logistic regression on PCA features (``classify``) and,
+   with ``cnn``, a small 1-D CNN (``cnn``), at native S/N and with both sets degraded to each of ``snr_levels``
+   (``degrade``), each with its twin-versus-twin control;
 3. noise texture (``noise``): consecutive same-night real exposures against twin noise-draw pairs, in 200 A bins;
    tellurics over the series (``tellurics``): PWV per spectrum, telluric residuals in noise units and the telluric
    line positions against BERV, per H2O and O2 band;
@@ -31,7 +32,7 @@ from tqdm import tqdm
 
 from simharps.dataset import open_dataset, write_dataset
 from simharps.errors import SimharpsError
-from simharps.fidelity import classify, degrade, fluxscale, noise, report, residuals, tellurics, twin
+from simharps.fidelity import classify, cnn, degrade, fluxscale, noise, report, residuals, tellurics, twin
 from simharps.grids import PRODUCT_RANGE_AA, PRODUCT_STEP_AA
 from simharps.ingest.noise import modelled_error
 
@@ -47,7 +48,8 @@ SCHEMA = "simharps-fidelity/1"
 
 
 def run_fidelity(real_path, labels_csv, out_dir, *, window=None, windows=None, snr_levels=SNR_LEVELS, seed=13,
-                 n_components=20, n_boot=1000, fit_seeing=True, write_twin=True, overwrite=False, progress=False):
+                 n_components=20, n_boot=1000, fit_seeing=True, cnn_test=True, write_twin=True, overwrite=False,
+                 progress=False):
     """Measure the real/simulated gaps of the dataset at ``real_path``; returns the fidelity.json content."""
     started = time.perf_counter()
     out = Path(out_dir)
@@ -82,7 +84,8 @@ def run_fidelity(real_path, labels_csv, out_dir, *, window=None, windows=None, s
                                                  "n": len(real), "n_used": int(rows.size)},
               "twin_dataset": str(out / "twin") if write_twin else None,
               "settings": {"window": list(span), "seed": seed, "n_components": n_components, "n_boot": n_boot,
-                           "snr_levels": list(snr_levels), "n_nights": int(np.unique(nights).size)},
+                           "snr_levels": list(snr_levels), "n_nights": int(np.unique(nights).size),
+                           "cnn_test": bool(cnn_test)},
               "labels": _labels_used(table, rows, labels), "condition_sources": _source_counts(twins.sources),
               "rv_zero_points_kms": twins.rv_zero_points_kms,
               "failed_twins": [{"spectrum_index": int(use[k]), "reason": reason} for k, reason in twins.failed],
@@ -98,7 +101,7 @@ def run_fidelity(real_path, labels_csv, out_dir, *, window=None, windows=None, s
         windows_out[name], curves[name] = _window(
             wave[cols], {k: v[:, cols].astype(float) for k, v in real_arrays.items()},
             {**{k: v[:, cols].astype(float) for k, v in twin_arrays.items()}, "second": second[:, cols].astype(float)},
-            nights, snr_levels, n_components, n_boot, seed + number)
+            nights, snr_levels, n_components, n_boot, seed + number, cnn_test)
         windows_out[name]["range_aa"] = [float(start), float(stop)]
     result["windows"] = windows_out
     result["envelope_ratio"] = residuals.envelope_ratio(wave, real_arrays["flux"], twin_arrays["expected"])
@@ -123,12 +126,12 @@ def _twin_span(grid, window):
     return start, stop
 
 
-def _window(wave, real, sim, nights, snr_levels, n_components, n_boot, seed):
-    """Residual statistics and classifier results of one analysis window."""
+def _window(wave, real, sim, nights, snr_levels, n_components, n_boot, seed, cnn_test):
+    """Residual statistics and classifier results (logistic on PCA; with ``cnn_test`` also the CNN) of one window."""
     stats, curves = residuals.window_residuals(wave, real["flux"], real["error"], sim["expected"], sim["telluric"])
     real_n, real_e = degrade.normalise(wave, real["flux"], real["error"])
     twin_n, twin_e = degrade.normalise(wave, sim["flux"], sim["error"])
-    tests, weights = {}, {}
+    tests, weights, cnn_tests = {}, {}, {}
     rng = np.random.default_rng(seed)
     for level in (None, *snr_levels):
         key = "native" if level is None else f"snr{level:g}"
@@ -142,11 +145,27 @@ def _window(wave, real, sim, nights, snr_levels, n_components, n_boot, seed):
         tests[key] = {**test.to_dict(), "fraction_bins_below_target": below,
                       "top_weight_wavelengths_aa": _top(wave, test.weights)}
         weights[key] = test.weights
+        if cnn_test:
+            network = cnn.cnn_two_sample_test(a, b, nights, nights, n_boot=n_boot, seed=seed)
+            cnn_tests[key] = {**_cnn_dict(network), "top_weight_wavelengths_aa": _top(wave, network.weights)}
+            weights[f"cnn {key}"] = network.weights
     curves["weights"] = weights
     second_n, _ = degrade.normalise(wave, sim["second"], sim["error"])
     control = classify.two_sample_test(twin_n, second_n, nights, nights, n_components=n_components, n_boot=n_boot,
                                        seed=seed)
-    return {"residuals": stats, "classifier": tests, "control_twin_vs_twin": control.to_dict()}, curves
+    out = {"residuals": stats, "classifier": tests, "control_twin_vs_twin": control.to_dict()}
+    if cnn_test:
+        out["cnn"] = cnn_tests
+        out["cnn_control_twin_vs_twin"] = _cnn_dict(cnn.cnn_two_sample_test(twin_n, second_n, nights, nights,
+                                                                            n_boot=n_boot, seed=seed))
+    return out, curves
+
+
+def _cnn_dict(result):
+    """A CNN ``ClassifierResult`` as a dict, its ``n_components`` field named for what it holds."""
+    entry = result.to_dict()
+    entry["n_parameters"] = entry.pop("n_components")
+    return entry
 
 
 def _top(wave, weights, n=10):
