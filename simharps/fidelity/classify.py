@@ -83,16 +83,8 @@ def two_sample_test(set_a, set_b, groups_a, groups_b, *, n_components=20, n_spli
     ``set_a``/``set_b``: (n_a, m) and (n_b, m) features (bins not finite in every spectrum are dropped; their
     weight is NaN); ``groups_*``: the night of each spectrum. Returns a ``ClassifierResult``.
     """
-    features = np.vstack([np.asarray(set_a, float), np.asarray(set_b, float)])
-    labels = np.r_[np.ones(len(set_a), int), np.zeros(len(set_b), int)]
-    groups = np.r_[np.asarray(groups_a), np.asarray(groups_b)]
-    valid = np.all(np.isfinite(features), axis=0)
-    features = features[:, valid]
-    n_groups = np.unique(groups).size
-    if n_groups < 2 or features.shape[1] < 2:
-        raise ParameterError(f"the classifier test needs >= 2 nights and >= 2 valid bins, got {n_groups} night(s), "
-                             f"{features.shape[1]} bin(s)")
-    n_splits = min(n_splits, n_groups)
+    features, labels, groups, valid = stack_sets(set_a, set_b, groups_a, groups_b, "the classifier test")
+    n_splits = min(n_splits, np.unique(groups).size)
     scores = np.full(labels.size, np.nan)
     fold_aucs = []
     for train, test in GroupKFold(n_splits=n_splits).split(features, labels, groups):
@@ -107,6 +99,21 @@ def two_sample_test(set_a, set_b, groups_a, groups_b, *, n_components=20, n_spli
     weights = np.full(valid.size, np.nan)
     weights[valid] = pca.components_.T @ (logistic.coef_[0] / pca.scale_)
     return ClassifierResult(auc, low, high, fold_aucs, scores, labels, weights, k, n_splits, int(valid.sum()))
+
+
+def stack_sets(set_a, set_b, groups_a, groups_b, test_name):
+    """(features on the bins finite in every spectrum, labels 1/0, groups, the valid-bin mask); ParameterError
+    naming ``test_name`` for fewer than 2 groups or 2 valid bins."""
+    features = np.vstack([np.asarray(set_a, float), np.asarray(set_b, float)])
+    labels = np.r_[np.ones(len(set_a), int), np.zeros(len(set_b), int)]
+    groups = np.r_[np.asarray(groups_a), np.asarray(groups_b)]
+    valid = np.all(np.isfinite(features), axis=0)
+    features = features[:, valid]
+    n_groups = np.unique(groups).size
+    if n_groups < 2 or features.shape[1] < 2:
+        raise ParameterError(f"{test_name} needs >= 2 nights and >= 2 valid bins, got {n_groups} night(s), "
+                             f"{features.shape[1]} bin(s)")
+    return features, labels, groups, valid
 
 
 def roc_auc(labels, scores):

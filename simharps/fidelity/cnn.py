@@ -51,8 +51,7 @@ from sklearn.model_selection import GroupKFold
 from torch import nn
 
 from analysis.models.ae1d import ENCODER_PLAN, SLOPE, _conv
-from simharps.errors import ParameterError
-from simharps.fidelity.classify import ClassifierResult, _night_bootstrap, roc_auc
+from simharps.fidelity.classify import ClassifierResult, _night_bootstrap, roc_auc, stack_sets
 
 STRIDES = (4, 2, 2, 2)
 
@@ -125,19 +124,11 @@ def cnn_two_sample_test(set_a, set_b, groups_a, groups_b, *, n_splits=5, n_boot=
     spectrum are dropped; their weight is NaN); ``groups_*``: the night of each spectrum. Returns a
     ``ClassifierResult`` whose ``n_components`` is the trainable-parameter count of the network.
     """
-    features = np.vstack([np.asarray(set_a, float), np.asarray(set_b, float)])
-    labels = np.r_[np.ones(len(set_a), int), np.zeros(len(set_b), int)]
-    groups = np.r_[np.asarray(groups_a), np.asarray(groups_b)]
-    valid = np.all(np.isfinite(features), axis=0)
-    features = features[:, valid]
-    n_groups = np.unique(groups).size
-    if n_groups < 2 or features.shape[1] < 2:
-        raise ParameterError(f"the CNN classifier test needs >= 2 nights and >= 2 valid bins, got {n_groups} "
-                             f"night(s), {features.shape[1]} bin(s)")
+    features, labels, groups, valid = stack_sets(set_a, set_b, groups_a, groups_b, "the CNN classifier test")
     if centre_nights:
         for night in np.unique(groups):
             features[groups == night] -= features[groups == night].mean(axis=0)
-    n_splits = min(n_splits, n_groups)
+    n_splits = min(n_splits, np.unique(groups).size)
     options = dict(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, weight_decay=weight_decay)
     scores = np.full(labels.size, np.nan)
     fold_aucs = []
