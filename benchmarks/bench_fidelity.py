@@ -85,7 +85,8 @@ def print_tellurics(tellurics):
           f"{_f(pwv['p16_p84_mm'][0], 2)}-{_f(pwv['p16_p84_mm'][1], 2)}, range {_f(pwv['range_mm'][0], 2)}-"
           f"{_f(pwv['range_mm'][1], 2)}, median fit error {_f(pwv.get('median_err_mm'), 3)} mm, n = {pwv['n']}")
     print(f"{'band':>9} {'rms tel':>8} {'rms cl':>7} {'ratio':>6} {'(ctrl)':>6} {'k':>6} {'(ctrl)':>6} "
-          f"{'dv m/s':>12} {'slope m/s/(km/s)':>17} {'rms m/s':>8} {'(ctrl slope)':>12} {'rho(ratio,pwv)':>14}")
+          f"{'dv m/s':>12} {'slope m/s/(km/s)':>17} {'rms m/s':>8} {'(ctrl slope)':>12} {'rho(ratio,pwv)':>14} "
+          f"{'coverage':>8}")
     for name, band in tellurics["bands"].items():
         line, control = band["line_positions"], band["control_twin_noise"]
         print(f"{name:>9} {_f(band['rms_telluric_noise_units'], 2):>8} {_f(band['rms_clean_noise_units'], 2):>7} "
@@ -94,7 +95,7 @@ def print_tellurics(tellurics):
               f"{1e3 * line['offset_kms']:+6.1f}+-{1e3 * line['offset_err_kms']:4.1f} "
               f"{1e3 * line['slope_per_kms']:+8.2f}+-{1e3 * line['slope_err_per_kms']:5.2f} "
               f"{1e3 * line['rms_about_line_kms']:8.1f} {1e3 * control['line_positions']['slope_per_kms']:+12.2f} "
-              f"{_f(band['spearman_rms_ratio_pwv'], 2):>14}")
+              f"{_f(band['spearman_rms_ratio_pwv'], 2):>14} {_f(band['telluric_coverage'], 3):>8}")
 
 
 def print_numbers(result, others):

@@ -35,11 +35,10 @@ def test_flux_scale_predicts_real_sn50_where_not_calibrated(name, params, measur
     predicted = simulate(params, seed=0, window=(5520.0, 5610.0)).truth["snr_550"]
     print(f"{name}: predicted SN50 {predicted:.1f}, header SN50 {measured_sn50}, "
           f"ratio {predicted / measured_sn50:.3f}")
-    # Measured: 51.1 vs 40.9 (Gl581) and 51.2 vs 29.1 (Gl273; 47.9 before the TiO lines of the stellar forest). The
-    # header seeing is the DIMM value at the start of the exposure, not the image quality at the fibre; and the M-dwarf
-    # model still lacks the 5448 A TiO band head that lies under order 50 while the V band now has TiO (the V-band
-    # scaling then puts too much light at SN50: README "How well it matches reality"). Ratios 1.25 (Gl581) and 1.76
-    # (Gl273): each star's bound brackets its own known model error and still catches a change of the flux scale.
+    # Measured: 51.0 vs 40.9 (Gl581) and 51.2 vs 29.1 (Gl273; 47.9 before the TiO lines of the stellar forest; the
+    # TiO band approximation under order 50 moved them by < 0.2). The header seeing is the DIMM value, not the image
+    # quality at the fibre (README "How well it matches reality"). Ratios 1.25 (Gl581) and 1.76 (Gl273): each star's
+    # bound brackets its own known model error and still catches a change of the flux scale.
     low, high = ratio_bounds
     assert low < predicted / measured_sn50 < high
 
