@@ -105,7 +105,7 @@ def band_statistics(wavelength_aa, flux, error, twin_expected, twin_telluric):
         z = d / error_n
         rest = twin_n / transmission
     gradient = np.gradient(transmission, wave, axis=1)
-    stats = {key: [] for key in ("rms_telluric", "rms_clean", "dv_kms", "dv_err_kms", "k", "k_err")}
+    stats = {key: [] for key in PER_SPECTRUM}
     telluric_bins = np.isfinite(residual) & (transmission < TELLURIC_TRANSMISSION)
     stats["telluric_coverage"] = float(np.mean(estimated[telluric_bins])) if telluric_bins.any() else None
     for i in range(flux_n.shape[0]):
@@ -113,13 +113,13 @@ def band_statistics(wavelength_aa, flux, error, twin_expected, twin_telluric):
         stats["rms_telluric"].append(_rms(z[i][valid & (transmission[i] < TELLURIC_TRANSMISSION)]))
         stats["rms_clean"].append(_rms(z[i][valid & (transmission[i] >= CLEAN_TRANSMISSION)]))
         fit = valid & (transmission[i] < FIT_TRANSMISSION)
-        design = np.column_stack([-(wave[fit] / C_KMS) * rest[i][fit] * gradient[i][fit],
-                                  rest[i][fit] * transmission[i][fit] * np.log(transmission[i][fit])])
-        weight = 1.0 / error_n[i][fit]
         if fit.sum() < 10:
             for key in ("dv_kms", "dv_err_kms", "k", "k_err"):
                 stats[key].append(None)
             continue
+        design = np.column_stack([-(wave[fit] / C_KMS) * rest[i][fit] * gradient[i][fit],
+                                  rest[i][fit] * transmission[i][fit] * np.log(transmission[i][fit])])
+        weight = 1.0 / error_n[i][fit]
         a = design * weight[:, None]
         normal = a.T @ a
         coef = np.linalg.solve(normal, a.T @ (d[i][fit] * weight))

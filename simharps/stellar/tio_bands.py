@@ -39,7 +39,7 @@ and divided by the pixel width in km/s.
 Data: Franck-Condon factors q, band strengths S_rel, band heads and X-state G''(v) from the ExoMol Duo "Toto" TiO
 model (McKemmish et al. 2019, MNRAS 488, 2836; ``Trovemaster/Duo`` examples/TiO/48Ti-16O__Toto.inp: J = 0
 vibrational wave functions and transition-dipole curves; heads from the J = 0 origin, the diagonal spin-orbit
-constants and B_v); f_el (Jorgensen 1994, A&A 284, 179, Tab. 1) and B', B'' as carried by ChromaStarPy
+constants and B_v; ``scripts/derive_tio_bands.py`` recomputes every number of ``BANDS``); f_el (Jorgensen 1994, A&A 284, 179, Tab. 1) and B', B'' as carried by ChromaStarPy
 ``MolecData.py``. The model's heads are shifted per spin sub-band by the offset of the system's (0,0) band from the
 laboratory heads (``LABORATORY_HEADS_AA``: 0.5-5 A).
 
