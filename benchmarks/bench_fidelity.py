@@ -1,7 +1,7 @@
 """Fidelity "before" numbers (issue #13): the alpha Cen B series against its twins, and the flux scale of the other
 real HARPS files with a known V.
 
-    .venv/bin/python benchmarks/bench_fidelity.py [--real DATASET] [--out reports/fidelity] [--window A B]
+    .venv/bin/python benchmarks/bench_fidelity.py [--real DATASET] [--out reports/fidelity] [--window A B] [--no-cnn]
 
 Without ``--real`` the 86 s1d spectra of ../shared/data/harps_series/alfcenb are ingested into OUT/alfcenb_real
 first (reused when already there). Then ``simharps.fidelity.run_fidelity`` runs with the labels below over the
@@ -184,6 +184,7 @@ def main():
     parser.add_argument("--real", help="ingested alpha Cen B dataset (default: ingest into OUT/alfcenb_real)")
     parser.add_argument("--out", default=str(ROOT / "reports" / "fidelity"))
     parser.add_argument("--window", nargs=2, type=float, help="twin range (default: the real set's)")
+    parser.add_argument("--no-cnn", action="store_true", help="skip the CNN test (~7 of the ~8 minutes)")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -195,7 +196,8 @@ def main():
         real = out / "alfcenb_real"
         ingest_paths([SHARED / "harps_series" / "alfcenb"], real, progress=False)
         print(f"ingest: {time.perf_counter() - started:.0f} s")
-    result = run_fidelity(real, labels, out, window=args.window, snr_levels=SNR_LEVELS, overwrite=True)
+    result = run_fidelity(real, labels, out, window=args.window, snr_levels=SNR_LEVELS, cnn_test=not args.no_cnn,
+                          overwrite=True)
     print(f"fidelity: {result['seconds']:.0f} s")
     others = other_files(labels)
     (out / "other_files.json").write_text(json.dumps(json_safe(others), indent=1))
