@@ -7,7 +7,7 @@ Steps (each documented in its module):
    ``expected`` (noiseless), ``stellar``, ``telluric``, ``response``); a second noise draw is kept in memory;
 2. per analysis window (``WINDOWS``, clipped to the simulated range): residuals of real against noiseless twin
    (``residuals``), and the classifier two-sample tests, logistic regression on PCA features (``classify``) and,
-   with ``cnn``, a small 1-D CNN (``cnn``), at native S/N and with both sets degraded to each of ``snr_levels``
+   with ``cnn_test``, a small 1-D CNN (``cnn``), at native S/N and with both sets degraded to each of ``snr_levels``
    (``degrade``), each with its twin-versus-twin control;
 3. noise texture (``noise``): consecutive same-night real exposures against twin noise-draw pairs, in 200 A bins;
    tellurics over the series (``tellurics``): PWV per spectrum, telluric residuals in noise units and the telluric
