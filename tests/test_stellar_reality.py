@@ -4,9 +4,10 @@ Numbers measured when this was written (printed with ``pytest -s``):
 * G2 synthesis at RV -100..+100 km/s, HARPS G2 mask: recovered - injected = -0.279 km/s (zero-point:
   the mask positions are not VALD laboratory positions, and the synthetic line blends are asymmetric),
   constant to ~1 m/s.
-* HD 41248 (ESPRESSO, degraded to R = 115,000), 5000-5500 A, continuum-normalised: Pearson r = 0.967
-  for the built-in synthesis (0.966 before the weak-line forest; 0.961 with maximum core depth 1) vs 0.83
-  for a plain sum of Gaussian lines from the G2 table.
+* HD 41248 (ESPRESSO, degraded to R = 115,000), 5000-5500 A, continuum-normalised: Pearson r = 0.970
+  for the built-in synthesis (0.967 before the astrophysical log gf corrections, which were fitted on this star;
+  0.966 before the weak-line forest; 0.961 with maximum core depth 1) vs 0.83 for a plain sum of Gaussian lines
+  from the G2 table.
 * Core flux of the strongest lines in that band (Mg b, Cr I, Fe I): model - real = +0.002 on average
   (rms 0.023; -0.005 and 0.018 before the forest); with maximum core depth 1 it was -0.07 (cores at ~zero flux).
 * Weak-line forest and molecular bands (issue #13), per 100 A windows, against HD 41248, alpha Cen B, Gl 581
@@ -263,8 +264,11 @@ def test_weak_line_forest_against_hd41248_and_alpha_cen_b(hd41248_full, alf_cen_
           f"(model, real): {k['lines']}")
     # measured (synthesis before this work -> now): HD41248 mean r 0.9292 -> 0.9417; alpha Cen B 0.9324 -> 0.9412;
     # alpha Cen B 5000-5100 A resolved lines deeper than 1 %: 183 -> 272 (real 362). Bounds: half the improvement.
-    assert np.mean(g["r"]) > 0.935
-    assert np.mean(k["r"][:4]) > 0.936
+    # Astrophysical log gf corrections (simharps/data/astrophysical_gf.md, fitted on HD 41248 only): HD41248 mean r
+    # 0.9417 -> 0.9571 (calibration star, not a validation); alpha Cen B (held out) 0.9412 -> 0.9455; 5000-5100 A
+    # lines 272 -> 273. Bounds raised to half of that improvement.
+    assert np.mean(g["r"]) > 0.949
+    assert np.mean(k["r"][:4]) > 0.943
     assert k["lines"][4][0] > 227
 
 
@@ -278,6 +282,7 @@ def test_m_dwarf_molecular_bands_against_gl581(gl581, shared_data):
     assert np.mean(out["r"]) > 0.630
     for model, real in out["heads"][:-1]:
         assert abs(model - real) < 0.04
+    # astrophysical log gf corrections (fitted on HD 41248): mean r 0.7024 -> 0.6998, heads unchanged to 0.002.
     # TiO band approximation (tio_bands): mean r 0.6987 -> 0.7024; 5448 A head model 0.819 -> 0.660, real 0.657
     # (was asserted 0.08 < model - real < 0.32 without the band). Bound: half the improvement of |model - real|.
     model, real = out["heads"][-1]
@@ -290,7 +295,8 @@ def test_m_dwarf_molecular_bands_against_held_out_gl273(gl273, shared_data):
     print(f"\nGl273 (held out) r per window {np.round(out['r'], 4)}, mean {np.mean(out['r']):.4f}; TiO head flux "
           f"ratios (model, real) {np.round(out['heads'], 3).tolist()}")
     # measured (before this work -> now): mean r 0.4852 -> 0.6399; head ratios 0.892/0.929 -> 0.817/0.816,
-    # real 0.790/0.798 (no choice was made on this star). Bounds: half the improvement.
+    # real 0.790/0.798 (no choice was made on this star). Bounds: half the improvement. Astrophysical log gf
+    # corrections (fitted on HD 41248): mean r 0.6441 -> 0.6438, heads 0.817/0.816 -> 0.815/0.816.
     assert np.mean(out["r"]) > 0.562
     for model, real in out["heads"][:-1]:
         assert abs(model - real) < 0.04

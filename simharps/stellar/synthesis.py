@@ -31,7 +31,8 @@ vmac_kms 0-30 (default: Valenti & Fischer 2005 eq. 1, ``3.98 + (Teff - 5770) / 6
 0.5), vsini_kms 0-300, |rv_kms| <= 1000.
 
 Limits: lines that the opacity model makes shallower than 0.005 for every type are missing, weak lines
-carry Kurucz log gf values (partly predicted), one line-forming layer, one core-depth law for all lines
+carry Kurucz log gf values (partly predicted; 670 isolated lines carry astrophysical log gf corrections fitted on
+HD 41248, ``simharps/data/astrophysical_gf.md``), one line-forming layer, one core-depth law for all lines
 (no chromospheric emission cores; Na D too shallow by ~0.06 in flux). M dwarfs: TiO, CaH, MgH, ZrO lines
 make the band pseudo-continua where line data exist (TiO in 4676-4950, 5600-5900 and 6400-6800 A, with a
 strength scale fitted to the TiO band heads of Gl 581); between those windows (4950-5625 and 5900-6425 A:

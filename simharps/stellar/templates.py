@@ -76,7 +76,7 @@ SYNTHESIS_MODULES = ("simharps.constants", "simharps.grids", "simharps.stellar.b
                      "simharps.stellar.templates", "simharps.stellar.tio_bands")
 """Modules whose source text a cached template depends on: what ``TemplateGrid.build_template`` calls, and this
 module (the cache record format)."""
-SYNTHESIS_DATA = ("stellar_lines.npz", "stellar_forest.npz")
+SYNTHESIS_DATA = ("stellar_lines.npz", "stellar_forest.npz", "astrophysical_gf.npz")
 """Files of ``simharps/data`` that the synthesis reads."""
 TEMPLATE_RANGE_AA = ALLOWED_RANGE_AA
 TEFF_NODES_K = np.arange(3000.0, 7250.0 + 1.0, 250.0)
