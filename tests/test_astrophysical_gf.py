@@ -8,14 +8,13 @@ Numbers measured when this was written (HEAD before the corrections -> with them
 * same lines, alpha Cen B (held out): rms 0.126 -> 0.096, scatter 0.113 -> 0.071;
 * 12-window mean r (``benchmarks/bench_stellar_fidelity.py``): alpha Cen B 0.940 -> 0.946, HD 41248 0.943 -> 0.962,
   Gl 581 0.664 -> 0.661, Gl 273 0.604 -> 0.602;
-* template build per node (one shared core, min of 3): G 5750 K 0.56 -> 0.57 s, K 5000 K 0.76 -> 0.75 s, M 3500 K
-  1.69 -> 1.66 s.
+* template build per node (one shared core, min of 3; measured by hand, not asserted): G 5750 K 0.56 -> 0.57 s,
+  K 5000 K 0.76 -> 0.75 s, M 3500 K 1.69 -> 1.66 s.
 Bounds: half the improvement.
 """
 
 import hashlib
 import importlib.util
-import time
 from importlib import resources
 from pathlib import Path
 
@@ -63,23 +62,6 @@ def test_template_cache_key_includes_the_offsets():
     assert linelist.ASTROPHYSICAL_GF_TABLE in templates.SYNTHESIS_DATA
     names = [name for name, _ in templates.synthesis_inputs()]
     assert linelist.ASTROPHYSICAL_GF_TABLE in names
-
-
-def test_template_build_time_per_node(tmp_path):
-    from simharps.stellar.templates import TemplateGrid
-
-    grid = TemplateGrid(cache_dir=tmp_path)
-    load_line_table()
-    times = {}
-    for name, node in (("G", (5750.0, 4.5, 0.0)), ("K", (5000.0, 4.5, 0.0)), ("M", (3500.0, 5.0, 0.0))):
-        best = np.inf
-        for _ in range(2):
-            start = time.perf_counter()
-            grid.build_template(*node)
-            best = min(best, time.perf_counter() - start)
-        times[name] = best
-    print(f"\ntemplate build per node (s): {times}")
-    assert max(times.values()) < 4.0                   # ~0.6 / 0.8 / 1.7 s measured; margin for shared CPUs
 
 
 @pytest.fixture(scope="module")
