@@ -125,13 +125,21 @@ def test_twin_velocity_gets_the_simulator_ccf_zero_point(tmp_path):
     assert list(twins.rv_zero_points_kms) == [f"HD128621/{measured.mask}"]
 
 
-@pytest.mark.slow
-def test_fidelity_command_end_to_end(shared_data, tmp_path):
+@pytest.fixture(scope="module")
+def four_exposures(shared_data, tmp_path_factory):
+    """Four alpha Cen B exposures of two nights, ingested once by ``simharps ingest``: (dataset path, files)."""
     files = sorted((shared_data / "harps_series" / "alfcenb").glob("*.fits"))
     chosen = [str(p) for p in files if p.name.startswith(("HARPS.2012-03-24", "HARPS.2012-03-25T05"))]
-    assert main(["ingest", *chosen, "--out", str(tmp_path / "real"), "--quiet"]) == 0
+    path = tmp_path_factory.mktemp("four") / "real"
+    assert main(["ingest", *chosen, "--out", str(path), "--quiet"]) == 0
+    return path, chosen
+
+
+@pytest.mark.slow
+def test_fidelity_command_end_to_end(four_exposures, tmp_path):
+    real, chosen = four_exposures
     (tmp_path / "labels.csv").write_text(LABELS)
-    assert main(["fidelity", str(tmp_path / "real"), "--labels", str(tmp_path / "labels.csv"), "--out",
+    assert main(["fidelity", str(real), "--labels", str(tmp_path / "labels.csv"), "--out",
                  str(tmp_path / "out"), "--window", "5150", "5200", "--no-seeing-fit", "--quiet"]) == 0
     result = json.loads((tmp_path / "out" / "fidelity.json").read_text())
     assert result["schema"] == "simharps-fidelity/1" and result["real_dataset"]["n_used"] == len(chosen)
@@ -169,19 +177,15 @@ def test_simulated_bins_carry_about_a_pixel_s_variance_like_the_drs():
 
 
 @pytest.mark.slow
-def test_real_exposures_against_twins_over_the_whole_range(shared_data, tmp_path):
+def test_real_exposures_against_twins_over_the_whole_range(four_exposures, tmp_path):
     """Four alpha Cen B exposures of two nights against their twins, whole range (the README figures' bounds):
     chromatic continuum shape relative to 5565 A (README, 86 spectra: 0.63 at 3750 A, 0.89 at 4050, 1.02 at 6850),
     residuals in noise units (32.7 sigma in Mg b), RV offset after the CCF zero point (|offset| <= 0.11 km/s
     outside O2 B), and the telluric coverage (two nights at one BERV: none)."""
     from simharps.fidelity import run_fidelity
-    from simharps.pipeline import ingest_paths
 
-    files = sorted((shared_data / "harps_series" / "alfcenb").glob("*.fits"))
-    chosen = [p for p in files if p.name.startswith(("HARPS.2012-03-24", "HARPS.2012-03-25T05"))]
-    ingest_paths(chosen, tmp_path / "real", progress=False)
     (tmp_path / "labels.csv").write_text(LABELS)
-    result = run_fidelity(tmp_path / "real", tmp_path / "labels.csv", tmp_path / "out", snr_levels=(), n_boot=200,
+    result = run_fidelity(four_exposures[0], tmp_path / "labels.csv", tmp_path / "out", snr_levels=(), n_boot=200,
                           fit_seeing=False, write_twin=False)
     ratio = dict(zip(result["envelope_ratio"]["block_centre_aa"], result["envelope_ratio"]["median_over_order50"]))
     print({k: round(ratio[k], 3) for k in (3750.0, 4050.0, 6850.0)})
