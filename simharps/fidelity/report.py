@@ -229,8 +229,9 @@ def _telluric_html(tellurics):
     if not tellurics or not tellurics.get("bands"):
         return []
     pwv = tellurics["pwv"]
+    low, high = pwv["p16_p84_mm"] or (None, None)
     rows = [f"<h2>Tellurics over the series</h2><p>PWV fitted at ingest: median {_fmt(pwv['median_mm'])} mm, "
-            f"16-84 % {_fmt((pwv['p16_p84_mm'] or [None])[0])}-{_fmt((pwv['p16_p84_mm'] or [None, None])[1])} mm, "
+            f"16-84 % {_fmt(low)}-{_fmt(high)} mm, "
             f"n = {pwv['n']}.</p><table><tr><th>band</th><th>rms telluric (noise units)</th><th>rms clean</th>"
             "<th>ratio (control)</th><th>optical depth ratio k</th><th>shift offset (m/s)</th>"
             "<th>slope (m/s per km/s)</th><th>BERV range (km/s)</th></tr>"]
